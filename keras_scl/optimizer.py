@@ -1,0 +1,135 @@
+"""`SCLOptimizer`: normalises mask gradients per feature, then delegates."""
+
+import keras
+import tensorflow as tf
+from keras.src.utils import tracking
+
+from keras_scl import normalization
+from keras_scl.registration import register
+from keras_scl.wrapper import mask_feature_axes
+
+
+@register
+class SCLOptimizer(keras.optimizers.Optimizer):
+    """Wraps an optimizer and normalises the gradient of every mask per feature.
+
+    For each mask variable created by an `SCLWrapper`, the gradient (task
+    loss and live-connection regularizer together) is divided by its norm
+    over each output feature: one output unit of a Dense layer, one output
+    filter of a convolution, one output channel of a depthwise convolution.
+    Mask gradients of different features are otherwise very unbalanced.
+    Gradients of all other variables pass through untouched. The result goes
+    to `inner_optimizer`, which holds all optimizer state; mask variables are
+    excluded from its weight decay.
+
+    Args:
+        inner_optimizer: `keras.optimizers.Optimizer`. The optimizer doing
+            the updates.
+        norm: `"rms"`, `"l2"`, `"mean_abs"`, or `None` to leave mask
+            gradients as they are. Defaults to `"rms"`.
+        epsilon: float. Added to the norm, so all-zero features stay zero.
+            Defaults to `1e-12`.
+        name: string. Defaults to `None`.
+
+    Example:
+
+    >>> optimizer = SCLOptimizer(keras.optimizers.Adam(1e-3))
+    >>> model.compile(optimizer=optimizer, loss="mse")
+    """
+
+    def __init__(self, inner_optimizer, norm="rms", epsilon=1e-12, name=None, **kwargs):
+        if kwargs:
+            raise ValueError(
+                "SCLOptimizer does not support arguments: "
+                f"`{'`, `'.join(kwargs)}`. Set them on the `inner_optimizer`."
+            )
+        if isinstance(inner_optimizer, SCLOptimizer):
+            raise ValueError(
+                "Expected an `inner_optimizer` that is not already an SCLOptimizer. "
+                f"Received: inner_optimizer={inner_optimizer.name!r}"
+            )
+        if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                "Expected `inner_optimizer` to be a keras.optimizers.Optimizer. "
+                f"Received: inner_optimizer={inner_optimizer!r}"
+            )
+        if norm is not None and norm not in normalization.NORMS:
+            raise ValueError(
+                f"Expected `norm` to be one of {normalization.NORMS} or None. "
+                f"Received: norm={norm!r}"
+            )
+        if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not epsilon > 0:
+            raise ValueError(f"Expected `epsilon` to be a number > 0. Received: epsilon={epsilon!r}")
+        super().__init__(learning_rate=0.0, name=name)
+        self.inner_optimizer = inner_optimizer
+        self.norm = norm
+        self.epsilon = float(epsilon)
+
+    @tracking.no_automatic_dependency_tracking
+    def build(self, var_list):
+        if not self.inner_optimizer.built:
+            masks = [v for v in var_list if mask_feature_axes(v) is not None]
+            if masks and self.inner_optimizer.weight_decay:
+                self.inner_optimizer.exclude_from_weight_decay(var_list=masks)
+            self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def transform_gradient(self, grad, variable):
+        """The gradient the inner optimizer receives for `variable`."""
+        axes = mask_feature_axes(variable)
+        if grad is None or axes is None or self.norm is None:
+            return grad
+        grad = tf.convert_to_tensor(grad)
+        return normalization.normalize_per_feature(grad, axes, self.norm, self.epsilon)
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            with keras.src.backend.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+            self.built = True
+        variables = (
+            trainable_variables if trainable_variables is not None else self._trainable_variables
+        )
+        grads = [self.transform_gradient(g, v) for g, v in zip(grads, variables)]
+        self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        raise NotImplementedError("SCLOptimizer supports the TensorFlow backend only.")
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "norm": self.norm,
+            "epsilon": self.epsilon,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(
+            config.pop("inner_optimizer"), custom_objects=custom_objects
+        )
+        return cls(inner, **config)

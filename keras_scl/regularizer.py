@@ -1,0 +1,63 @@
+"""The live-connection regularizer: `strength * sum(H(m))`."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_scl import step
+from keras_scl.registration import register
+
+
+def check_strength(strength):
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, (int, float))
+        or not math.isfinite(strength)
+        or strength < 0
+    ):
+        raise ValueError(
+            "Expected `strength` to be a finite number >= 0. "
+            f"Received: strength={strength!r}"
+        )
+    return float(strength)
+
+
+@register
+class LiveConnections(keras.regularizers.Regularizer):
+    """Penalises the number of live connections of a mask variable.
+
+    On a mask variable `m` it returns `strength * sum(H(m))`, where `H` is the
+    unit step: exactly `strength` times the number of positive entries. Its
+    gradient goes through the straight-through estimator, so with the default
+    identity estimator every mask entry is pushed down by `strength` at every
+    step unless the task gradient holds it up.
+
+    Args:
+        strength: float. The regularization factor `lambda`, >= 0.
+        ste: The straight-through estimator for the gradient, a name
+            (`"identity"`, `"leaky_relu"`, `"softplus"`) or a
+            `StraightThroughEstimator`. Defaults to `"identity"`.
+
+    Example:
+
+    >>> reg = LiveConnections(0.5)
+    >>> float(reg(tf.constant([1.0, -2.0, 3.0])))
+    1.0
+    """
+
+    def __init__(self, strength, ste="identity"):
+        self.strength = check_strength(strength)
+        self.ste = step.get(ste)
+
+    def __call__(self, mask):
+        mask = tf.convert_to_tensor(mask)
+        live = tf.reduce_sum(self.ste(tf.cast(mask, "float32")))
+        return tf.cast(self.strength, live.dtype) * live
+
+    def get_config(self):
+        return {"strength": self.strength, "ste": step.serialize(self.ste)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

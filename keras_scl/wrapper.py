@@ -1,0 +1,200 @@
+"""`SCLWrapper`: a layer whose prunable weights are used as `w * H(m)`."""
+
+import contextlib
+import math
+
+import keras
+from keras import ops
+
+from keras_scl import prunable
+from keras_scl import step
+from keras_scl.regularizer import LiveConnections
+from keras_scl.regularizer import check_strength
+from keras_scl.registration import register
+
+DEFAULT_STRENGTH = 1e-5
+DEFAULT_INITIAL_MASK = 0.05
+
+# Set on every mask variable; the optimizer reads it to normalise per feature.
+_FEATURE_AXES_ATTR = "_scl_feature_axes"
+
+
+def mask_feature_axes(variable):
+    """The feature axes of a mask variable, or `None` for any other variable."""
+    return getattr(variable, _FEATURE_AXES_ATTR, None)
+
+
+def _check_initial_mask(initial_mask):
+    if (
+        isinstance(initial_mask, bool)
+        or not isinstance(initial_mask, (int, float))
+        or not math.isfinite(initial_mask)
+        or initial_mask <= 0
+    ):
+        raise ValueError(
+            "Expected `initial_mask` to be a finite number > 0, so that "
+            "training starts from the dense network. "
+            f"Received: initial_mask={initial_mask!r}"
+        )
+    return float(initial_mask)
+
+
+@contextlib.contextmanager
+def _substituted(mapping):
+    """Reads of the mapped variables return the given tensors inside the scope.
+
+    Composes with an enclosing `StatelessScope`: its substitutions stay
+    visible, and updates made inside flow back to it.
+    """
+    outer = keras.src.backend.get_stateless_scope()
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        if outer is not None:
+            own = set(scope.state_mapping)
+            for key, value in outer.state_mapping.items():
+                scope.state_mapping.setdefault(key, value)
+        yield
+    if outer is not None:
+        for key, value in scope.state_mapping.items():
+            if key not in own:
+                outer.state_mapping[key] = value
+
+
+@register
+class SCLWrapper(keras.layers.Wrapper):
+    """Learns the sparse connectivity of a layer with trainable masks.
+
+    Every prunable weight `w` of the wrapped layer (a Dense or convolution
+    kernel, an embedding table, ...) gets a trainable mask variable `m` of the
+    same shape, named `<weight>_mask` and initialised to `initial_mask > 0`,
+    so training starts from the dense layer. The wrapped layer computes with
+    `w * H(m)`, `H` the unit step, without overwriting `w`: a pruned weight
+    keeps its value and comes back if its mask turns positive again. Biases
+    are not masked. The backward pass uses a straight-through estimator for
+    `dH/dm`, and every mask carries a `LiveConnections(strength)` regularizer,
+    so `model.fit` minimises `loss + strength * live connections`.
+
+    Args:
+        layer: `keras.layers.Layer`. The layer to prune; one of the types
+            listed by `keras_scl.supported_layers()`.
+        ste: Straight-through estimator: `"identity"`, `"leaky_relu"`,
+            `"softplus"`, a `StraightThroughEstimator` or a callable proxy.
+            Defaults to `"identity"`.
+        strength: float. Regularization factor per live connection, >= 0.
+            Defaults to `1e-5`.
+        initial_mask: float. Initial value of every mask variable, > 0.
+            Defaults to `0.05`.
+        **kwargs: Base layer keyword arguments, such as `name`.
+
+    Example:
+
+    >>> layer = SCLWrapper(keras.layers.Dense(4))
+    >>> y = layer(np.ones((2, 3)))
+    >>> [w.name for w in layer.trainable_weights]
+    ['kernel', 'bias', 'kernel_mask']
+    """
+
+    def __init__(
+        self,
+        layer,
+        ste="identity",
+        strength=DEFAULT_STRENGTH,
+        initial_mask=DEFAULT_INITIAL_MASK,
+        **kwargs,
+    ):
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(
+                "Expected `layer` to be a keras.layers.Layer. "
+                f"Received: layer={layer!r} of type {type(layer).__name__}"
+            )
+        if isinstance(layer, SCLWrapper):
+            raise ValueError(
+                "Expected a layer that is not already an SCLWrapper. "
+                f"Received: layer={layer.name!r}, which is already wrapped"
+            )
+        self._prunable = prunable.prunable_weights(layer)
+        kwargs.setdefault("name", f"scl_{layer.name}")
+        # The wrapper reads raw float32 weights; the inner layer autocasts.
+        kwargs["autocast"] = False
+        super().__init__(layer, **kwargs)
+        self.ste = step.get(ste)
+        self.strength = check_strength(strength)
+        self.initial_mask = _check_initial_mask(initial_mask)
+        self.masks = []
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            if input_shape is None:
+                raise ValueError(
+                    f"Expected a built layer or an input shape to build {self.layer.name!r}. "
+                    "Received: an unbuilt layer and input_shape=None"
+                )
+        super().build(input_shape)
+        regularizer = LiveConnections(self.strength, ste=self.ste)
+        self._masked_weights = []
+        self.masks = []
+        for spec in self._prunable:
+            weight = getattr(self.layer, spec.attribute)
+            if not isinstance(weight, keras.Variable):
+                raise ValueError(
+                    f"Expected `{spec.attribute}` of layer {self.layer.name!r} to be "
+                    "a plain variable. Received: a computed tensor (LoRA or "
+                    "quantization is enabled on the layer)"
+                )
+            mask = self.add_weight(
+                name=f"{spec.attribute}_mask",
+                shape=weight.shape,
+                initializer=keras.initializers.Constant(self.initial_mask),
+                dtype="float32",
+                trainable=True,
+                regularizer=regularizer,
+                autocast=False,
+            )
+            ndim = len(weight.shape)
+            setattr(mask, _FEATURE_AXES_ATTR, tuple(sorted(a % ndim for a in spec.feature_axes)))
+            self._masked_weights.append(weight)
+            self.masks.append(mask)
+        self.built = True
+
+    @property
+    def masked_weights(self):
+        """Pairs `(weight, mask)` of the wrapped layer."""
+        return list(zip(self._masked_weights, self.masks))
+
+    def effective_weights(self):
+        """The tensors `w * H(m)` the wrapped layer computes with."""
+        return [
+            ops.multiply(w.value, ops.cast(self.ste(m.value), w.dtype))
+            for w, m in self.masked_weights
+        ]
+
+    def call(self, inputs, *args, **kwargs):
+        mapping = list(zip(self._masked_weights, self.effective_weights()))
+        with _substituted(mapping):
+            return self.layer(inputs, *args, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "ste": step.serialize(self.ste),
+                "strength": self.strength,
+                "initial_mask": self.initial_mask,
+            }
+        )
+        config.pop("autocast", None)
+        return config
+
+
+def find_wrappers(model):
+    """All `SCLWrapper`s in a layer or model, nested models included, once each."""
+    if isinstance(model, SCLWrapper):
+        return [model]
+    found, seen = [], set()
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, SCLWrapper) and id(layer) not in seen:
+            seen.add(id(layer))
+            found.append(layer)
+    return found

@@ -1,0 +1,118 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_scl
+
+
+def _data(n=512, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 20)).astype("float32")
+    # Only the first 4 inputs matter: the rest should be pruned.
+    y = (x[:, :4] @ rng.standard_normal((4, 3))).argmax(axis=1)
+    return x, y
+
+
+def _pruned(strength=1e-3):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((20,)), keras.layers.Dense(32, activation="relu", name="hidden"), keras.layers.Dense(3, name="out")]
+    )
+    return keras_scl.prune_scl(model, strength=strength, initial_mask=0.05)
+
+
+def _compile(model, optimizer):
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def test_short_fit_learns_sparsity_and_logs_it():
+    x, y = _data()
+    model = _pruned()
+    _compile(model, keras.optimizers.Adam(1e-2))
+    history = model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    assert isinstance(model.optimizer, keras_scl.SCLOptimizer)
+    losses = history.history["loss"]
+    assert all(np.isfinite(losses))
+    sparsity = history.history["sparsity"]
+    assert sparsity[0] > 0 and sparsity[-1] > sparsity[0]
+    assert {"sparsity/hidden", "sparsity/out"} <= set(history.history)
+    rows = keras_scl.mask_stats(model)
+    assert sparsity[-1] == pytest.approx(keras_scl.global_sparsity(rows))
+    # The masks of the 16 irrelevant inputs are the ones that went.
+    hidden_live = model.get_layer("scl_hidden").masks[0].numpy() > 0
+    assert hidden_live[:4].mean() > hidden_live[4:].mean()
+    assert history.history["accuracy"][-1] > 0.8
+
+
+def test_callback_wraps_plain_optimizer_and_saved_model_keeps_it(tmp_path):
+    x, y = _data(128)
+    model = _pruned()
+    _compile(model, "adam")
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    assert isinstance(model.optimizer, keras_scl.SCLOptimizer)
+    model.save(tmp_path / "m.keras")
+    restored = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(restored.optimizer, keras_scl.SCLOptimizer)
+    for a, b in zip(restored.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_callback_keeps_existing_scl_optimizer():
+    x, y = _data(64)
+    model = _pruned()
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1), norm="l2")
+    _compile(model, optimizer)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    assert model.optimizer is optimizer
+
+
+def test_freeze_masks_at_epoch_stops_mask_updates():
+    x, y = _data()
+    model = _pruned()
+    _compile(model, keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)))
+    masks = {}
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            masks[epoch] = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
+
+    history = model.fit(
+        x, y, batch_size=32, epochs=4, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2), Snapshot()]
+    )
+    assert not np.array_equal(masks[0][0], masks[1][0])
+    for a, b in zip(masks[1], masks[3]):
+        np.testing.assert_array_equal(a, b)
+    assert history.history["sparsity"][1] == history.history["sparsity"][3]
+    assert history.history["loss"][3] < history.history["loss"][1]
+
+
+def test_layer_with_no_live_connection_is_reported_by_name():
+    x, y = _data(64)
+    model = _pruned(strength=10.0)
+    _compile(model, keras_scl.SCLOptimizer(keras.optimizers.SGD(1.0)))
+    with pytest.warns(UserWarning, match="Layer 'hidden' has no live connection left"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[keras_scl.SCLCallback()])
+
+
+def test_model_without_wrappers_is_a_clear_error():
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(3)])
+    _compile(model, "adam")
+    x, y = _data(32)
+    with pytest.raises(ValueError, match="Expected a model containing SCLWrapper layers"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
+
+
+@pytest.mark.parametrize("epoch", [-1, 1.5, True], ids=["negative", "float", "bool"])
+def test_rejects_invalid_freeze_epoch(epoch):
+    with pytest.raises(ValueError, match=r"Received: freeze_masks_at_epoch="):
+        keras_scl.SCLCallback(freeze_masks_at_epoch=epoch)
+
+
+def test_config_round_trip():
+    callback = keras_scl.SCLCallback(freeze_masks_at_epoch=7, log_layer_sparsity=False)
+    restored = keras_scl.SCLCallback.from_config(callback.get_config())
+    assert restored.get_config() == {"freeze_masks_at_epoch": 7, "log_layer_sparsity": False}

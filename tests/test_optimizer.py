@@ -1,0 +1,100 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_scl
+
+
+def _numpy_normalized(g, reduce_axes):
+    return g / (np.sqrt(np.mean(g**2, axis=reduce_axes, keepdims=True)) + 1e-12)
+
+
+@pytest.mark.parametrize(
+    "layer, x_shape, reduce_axes",
+    [
+        pytest.param(keras.layers.Dense(5), (8, 6), (0,), id="dense"),
+        pytest.param(keras.layers.Conv2D(4, 3), (2, 7, 7, 3), (0, 1, 2), id="conv2d"),
+        pytest.param(keras.layers.Conv2DTranspose(4, 3), (2, 5, 5, 3), (0, 1, 3), id="conv2d_transpose"),
+        pytest.param(keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 7, 7, 3), (0, 1), id="depthwise"),
+    ],
+)
+def test_sgd_step_moves_masks_by_normalized_gradient_and_weights_by_raw_gradient(layer, x_shape, reduce_axes):
+    keras.utils.set_random_seed(0)
+    wrapper = keras_scl.SCLWrapper(layer, strength=1e-3)
+    x = np.random.default_rng(0).standard_normal(x_shape).astype("float32")
+    wrapper(x)
+    rng = np.random.default_rng(1)
+    wrapper.masks[0].assign(rng.standard_normal(wrapper.masks[0].shape).astype("float32"))
+    variables = wrapper.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(wrapper(x))) + tf.add_n(wrapper.losses)
+    grads = tape.gradient(loss, variables)
+    before = [v.numpy() for v in variables]
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(learning_rate=1.0))
+    optimizer.apply_gradients(zip(grads, variables))
+    for variable, old, grad in zip(variables, before, grads):
+        grad = grad.numpy()
+        if variable is wrapper.masks[0]:
+            expected = old - _numpy_normalized(grad, reduce_axes)
+        else:
+            expected = old - grad
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=variable.name)
+
+
+def test_norm_none_passes_mask_gradients_through():
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3))
+    wrapper(np.ones((2, 4), "float32"))
+    mask = wrapper.masks[0]
+    grad = tf.constant(np.arange(12, dtype="float32").reshape(4, 3))
+    before = mask.numpy()
+    keras_scl.SCLOptimizer(keras.optimizers.SGD(1.0), norm=None).apply_gradients([(grad, mask)])
+    np.testing.assert_allclose(mask.numpy(), before - grad.numpy())
+
+
+def test_masks_are_excluded_from_inner_weight_decay():
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3, use_bias=False), initial_mask=1.0)
+    wrapper(np.ones((2, 4), "float32"))
+    kernel, mask = wrapper.layer.kernel, wrapper.masks[0]
+    kernel_before = kernel.numpy()
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1, weight_decay=0.5))
+    optimizer.apply_gradients([(tf.zeros_like(kernel), kernel), (tf.zeros_like(mask), mask)])
+    np.testing.assert_allclose(mask.numpy(), 1.0)
+    np.testing.assert_allclose(kernel.numpy(), kernel_before * (1 - 0.1 * 0.5), rtol=1e-6)
+
+
+def test_proxies_learning_rate_and_iterations_of_inner():
+    inner = keras.optimizers.Adam(0.01)
+    optimizer = keras_scl.SCLOptimizer(inner)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    optimizer.learning_rate = 0.5
+    assert float(inner.learning_rate) == pytest.approx(0.5)
+    assert optimizer.iterations is inner.iterations
+
+
+def test_config_round_trip():
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.3, momentum=0.9), norm="l2", epsilon=1e-6, name="scl")
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(restored, keras_scl.SCLOptimizer)
+    assert restored.get_config() == optimizer.get_config()
+    assert restored.inner_optimizer.get_config() == optimizer.inner_optimizer.get_config()
+
+
+def test_rejects_unknown_kwargs_by_name():
+    with pytest.raises(ValueError, match="does not support arguments: `clipnorm`"):
+        keras_scl.SCLOptimizer(keras.optimizers.SGD(), clipnorm=1.0)
+
+
+def test_rejects_non_optimizer():
+    with pytest.raises(TypeError, match="Received: inner_optimizer='adam'"):
+        keras_scl.SCLOptimizer("adam")
+
+
+def test_rejects_double_wrapping():
+    with pytest.raises(ValueError, match="not already an SCLOptimizer"):
+        keras_scl.SCLOptimizer(keras_scl.SCLOptimizer(keras.optimizers.SGD()))
+
+
+def test_rejects_unknown_norm():
+    with pytest.raises(ValueError, match="Received: norm='max'"):
+        keras_scl.SCLOptimizer(keras.optimizers.SGD(), norm="max")

@@ -1,0 +1,41 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_scl
+
+
+def test_value_is_strength_times_count_of_positive_entries():
+    m = np.random.default_rng(0).standard_normal((30, 7)).astype("float32")
+    m[0, :3] = 0.0  # exactly zero is not live
+    reg = keras_scl.LiveConnections(0.25)
+    assert float(reg(tf.constant(m))) == pytest.approx(0.25 * np.count_nonzero(m > 0))
+
+
+@pytest.mark.parametrize(
+    "ste, expected",
+    [
+        pytest.param("identity", lambda m: np.ones_like(m), id="identity"),
+        pytest.param(keras_scl.LeakyReLUSTE(0.5), lambda m: np.where(m > 0, 1.0, 0.5), id="leaky_relu"),
+    ],
+)
+def test_gradient_is_strength_times_proxy(ste, expected):
+    m = tf.Variable(np.linspace(-1, 1, 8).astype("float32"))
+    with tf.GradientTape() as tape:
+        value = keras_scl.LiveConnections(3.0, ste=ste)(m)
+    np.testing.assert_allclose(tape.gradient(value, m).numpy(), 3.0 * expected(m.numpy()))
+
+
+def test_config_round_trip():
+    reg = keras_scl.LiveConnections(0.125, ste=keras_scl.SoftplusSTE(2.0))
+    restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
+    assert isinstance(restored, keras_scl.LiveConnections)
+    assert restored.get_config() == reg.get_config()
+    assert restored.ste == keras_scl.SoftplusSTE(2.0)
+
+
+@pytest.mark.parametrize("strength", [-1e-3, float("nan"), float("inf"), "1e-3", True], ids=["negative", "nan", "inf", "string", "bool"])
+def test_rejects_invalid_strength(strength):
+    with pytest.raises(ValueError, match=r"Expected `strength` to be a finite number >= 0\. Received: strength="):
+        keras_scl.LiveConnections(strength)
