@@ -12,9 +12,12 @@ from keras_scl.prunable import supported_layer_names as supported_layers
 from keras_scl.prune import prune_scl
 from keras_scl.prune import strip_scl
 from keras_scl.regularizer import LiveConnections
+from keras_scl.report import format_report
 from keras_scl.report import global_sparsity
 from keras_scl.report import layer_sparsity
 from keras_scl.report import mask_stats
+from keras_scl.report import plot_sparsity
+from keras_scl.report import sparsity_report
 from keras_scl.step import CustomSTE
 from keras_scl.step import IdentitySTE
 from keras_scl.step import LeakyReLUSTE
@@ -34,10 +37,13 @@ __all__ = [
     "SCLWrapper",
     "SoftplusSTE",
     "StraightThroughEstimator",
+    "format_report",
     "global_sparsity",
     "layer_sparsity",
     "mask_stats",
+    "plot_sparsity",
     "prune_scl",
+    "sparsity_report",
     "strip_scl",
     "supported_layers",
 ]

@@ -19,8 +19,10 @@ class SCLCallback(keras.callbacks.Callback):
     At the start of training, if the compiled optimizer is not an
     `SCLOptimizer` (directly or inside a `LossScaleOptimizer`), it is wrapped
     in one, so `fit(..., callbacks=[SCLCallback()])` alone gives the whole
-    method. After every batch, `logs["sparsity"]` holds the global fraction of
-    pruned connections (shown in the progress bar); after every epoch, also
+    method. `logs["sparsity"]` holds the global fraction of pruned
+    connections after every batch (shown in the progress bar; recounted every
+    `batch_update_freq` batches so it costs nothing measurable); after every
+    epoch it is exact, and
     `logs["sparsity/<layer>"]` for each wrapped layer, so both reach
     `History`, `CSVLogger` and `TensorBoard`. A wrapped layer whose masks are
     all off (it disconnects the network) triggers a warning naming it.
@@ -35,13 +37,15 @@ class SCLCallback(keras.callbacks.Callback):
             Defaults to `None` (masks train throughout).
         log_layer_sparsity: bool. Whether to log per-layer sparsity at the end
             of each epoch. Defaults to `True`.
+        batch_update_freq: int. How often (in batches) the batch-level
+            `sparsity` is recounted. Defaults to `20`.
 
     Example:
 
     >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=15)])
     """
 
-    def __init__(self, freeze_masks_at_epoch=None, log_layer_sparsity=True):
+    def __init__(self, freeze_masks_at_epoch=None, log_layer_sparsity=True, batch_update_freq=20):
         super().__init__()
         if freeze_masks_at_epoch is not None and (
             isinstance(freeze_masks_at_epoch, bool)
@@ -52,14 +56,22 @@ class SCLCallback(keras.callbacks.Callback):
                 "Expected `freeze_masks_at_epoch` to be an int >= 0 or None. "
                 f"Received: freeze_masks_at_epoch={freeze_masks_at_epoch!r}"
             )
+        if isinstance(batch_update_freq, bool) or not isinstance(batch_update_freq, int) or batch_update_freq < 1:
+            raise ValueError(
+                "Expected `batch_update_freq` to be an int >= 1. "
+                f"Received: batch_update_freq={batch_update_freq!r}"
+            )
         self.freeze_masks_at_epoch = freeze_masks_at_epoch
         self.log_layer_sparsity = bool(log_layer_sparsity)
+        self.batch_update_freq = batch_update_freq
         self._collapsed = set()
+        self._batch_sparsity = None
 
     def get_config(self):
         return {
             "freeze_masks_at_epoch": self.freeze_masks_at_epoch,
             "log_layer_sparsity": self.log_layer_sparsity,
+            "batch_update_freq": self.batch_update_freq,
         }
 
     @classmethod
@@ -108,8 +120,10 @@ class SCLCallback(keras.callbacks.Callback):
             self.model.make_train_function(force=True)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
+            self._batch_sparsity = 1.0 - float(self._count_live()) / self._total
         if logs is not None:
-            logs["sparsity"] = 1.0 - float(self._count_live()) / self._total
+            logs["sparsity"] = self._batch_sparsity
 
     def on_epoch_end(self, epoch, logs=None):
         rows = report.mask_stats(self.model)
@@ -124,7 +138,8 @@ class SCLCallback(keras.callbacks.Callback):
                 )
         if logs is None:
             return
-        logs["sparsity"] = report.global_sparsity(rows)
+        self._batch_sparsity = report.global_sparsity(rows)
+        logs["sparsity"] = self._batch_sparsity
         if self.log_layer_sparsity:
             for name, sparsity in per_layer.items():
                 logs[f"sparsity/{name}"] = sparsity

@@ -24,7 +24,11 @@ class SCLOptimizer(keras.optimizers.Optimizer):
 
     Args:
         inner_optimizer: `keras.optimizers.Optimizer`. The optimizer doing
-            the updates.
+            the updates (of every variable, unless `mask_optimizer` is set).
+        mask_optimizer: `keras.optimizers.Optimizer` or `None`. If set, it
+            updates the mask variables and `inner_optimizer` the rest, so
+            masks can have their own optimizer and learning rate.
+            Defaults to `None`.
         norm: `"rms"`, `"l2"`, `"mean_abs"`, or `None` to leave mask
             gradients as they are. Defaults to `"rms"`.
         epsilon: float. Added to the norm, so all-zero features stay zero.
@@ -37,22 +41,22 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     >>> model.compile(optimizer=optimizer, loss="mse")
     """
 
-    def __init__(self, inner_optimizer, norm="rms", epsilon=1e-12, name=None, **kwargs):
+    def __init__(
+        self, inner_optimizer, mask_optimizer=None, norm="rms", epsilon=1e-12, name=None, **kwargs
+    ):
         if kwargs:
             raise ValueError(
                 "SCLOptimizer does not support arguments: "
                 f"`{'`, `'.join(kwargs)}`. Set them on the `inner_optimizer`."
             )
-        if isinstance(inner_optimizer, SCLOptimizer):
-            raise ValueError(
-                "Expected an `inner_optimizer` that is not already an SCLOptimizer. "
-                f"Received: inner_optimizer={inner_optimizer.name!r}"
-            )
-        if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
-            raise TypeError(
-                "Expected `inner_optimizer` to be a keras.optimizers.Optimizer. "
-                f"Received: inner_optimizer={inner_optimizer!r}"
-            )
+        for arg, value in (("inner_optimizer", inner_optimizer), ("mask_optimizer", mask_optimizer)):
+            if value is None and arg == "mask_optimizer":
+                continue
+            if isinstance(value, SCLOptimizer) or not isinstance(value, keras.optimizers.Optimizer):
+                raise TypeError(
+                    f"Expected `{arg}` to be a keras.optimizers.Optimizer other than "
+                    f"SCLOptimizer. Received: {arg}={value!r}"
+                )
         if norm is not None and norm not in normalization.NORMS:
             raise ValueError(
                 f"Expected `norm` to be one of {normalization.NORMS} or None. "
@@ -62,21 +66,33 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             raise ValueError(f"Expected `epsilon` to be a number > 0. Received: epsilon={epsilon!r}")
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
+        self.mask_optimizer = mask_optimizer
         self.norm = norm
         self.epsilon = float(epsilon)
 
     @tracking.no_automatic_dependency_tracking
     def build(self, var_list):
-        if not self.inner_optimizer.built:
-            masks = [v for v in var_list if mask_feature_axes(v) is not None]
-            if masks and self.inner_optimizer.weight_decay:
-                self.inner_optimizer.exclude_from_weight_decay(var_list=masks)
-            self.inner_optimizer.build(var_list)
+        masks = [v for v in var_list if mask_feature_axes(v) is not None]
+        if self.mask_optimizer is None:
+            if not self.inner_optimizer.built:
+                if masks and self.inner_optimizer.weight_decay:
+                    self.inner_optimizer.exclude_from_weight_decay(var_list=masks)
+                self.inner_optimizer.build(var_list)
+        else:
+            if not self.inner_optimizer.built:
+                self.inner_optimizer.build([v for v in var_list if mask_feature_axes(v) is None])
+            if not self.mask_optimizer.built:
+                if self.mask_optimizer.weight_decay:
+                    self.mask_optimizer.exclude_from_weight_decay(var_list=masks)
+                self.mask_optimizer.build(masks)
         super().build(var_list)
 
     @property
     def variables(self):
-        return self._variables + self.inner_optimizer.variables
+        variables = self._variables + self.inner_optimizer.variables
+        if self.mask_optimizer is not None:
+            variables += self.mask_optimizer.variables
+        return variables
 
     def transform_gradient(self, grad, variable):
         """The gradient the inner optimizer receives for `variable`."""
@@ -95,7 +111,16 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             trainable_variables if trainable_variables is not None else self._trainable_variables
         )
         grads = [self.transform_gradient(g, v) for g, v in zip(grads, variables)]
-        self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
+        if self.mask_optimizer is None:
+            self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
+            return
+        is_mask = [mask_feature_axes(v) is not None for v in variables]
+        weight_pairs = [(g, v) for g, v, m in zip(grads, variables, is_mask) if not m]
+        mask_pairs = [(g, v) for g, v, m in zip(grads, variables, is_mask) if m]
+        if weight_pairs:
+            self.inner_optimizer.apply(*map(list, zip(*weight_pairs)))
+        if mask_pairs:
+            self.mask_optimizer.apply(*map(list, zip(*mask_pairs)))
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
         raise NotImplementedError("SCLOptimizer supports the TensorFlow backend only.")
@@ -122,6 +147,11 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         return {
             "name": self.name,
             "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "mask_optimizer": (
+                None
+                if self.mask_optimizer is None
+                else keras.saving.serialize_keras_object(self.mask_optimizer)
+            ),
             "norm": self.norm,
             "epsilon": self.epsilon,
         }
@@ -132,4 +162,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         inner = keras.saving.deserialize_keras_object(
             config.pop("inner_optimizer"), custom_objects=custom_objects
         )
-        return cls(inner, **config)
+        mask = config.pop("mask_optimizer", None)
+        if mask is not None:
+            mask = keras.saving.deserialize_keras_object(mask, custom_objects=custom_objects)
+        return cls(inner, mask, **config)

@@ -113,6 +113,26 @@ def test_rejects_invalid_freeze_epoch(epoch):
 
 
 def test_config_round_trip():
-    callback = keras_scl.SCLCallback(freeze_masks_at_epoch=7, log_layer_sparsity=False)
+    callback = keras_scl.SCLCallback(freeze_masks_at_epoch=7, log_layer_sparsity=False, batch_update_freq=3)
     restored = keras_scl.SCLCallback.from_config(callback.get_config())
-    assert restored.get_config() == {"freeze_masks_at_epoch": 7, "log_layer_sparsity": False}
+    assert restored.get_config() == {"freeze_masks_at_epoch": 7, "log_layer_sparsity": False, "batch_update_freq": 3}
+
+
+def test_batch_logs_carry_sparsity_for_the_progress_bar():
+    x, y = _data(256)
+    model = _pruned()
+    _compile(model, keras.optimizers.Adam(1e-2))
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(logs["sparsity"])
+
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[keras_scl.SCLCallback(batch_update_freq=1), Spy()])
+    assert len(seen) == 16 and seen[-1] > seen[0] >= 0.0
+    assert seen[-1] == pytest.approx(keras_scl.global_sparsity(keras_scl.mask_stats(model)))
+
+
+def test_rejects_invalid_batch_update_freq():
+    with pytest.raises(ValueError, match=r"Received: batch_update_freq=0"):
+        keras_scl.SCLCallback(batch_update_freq=0)

@@ -1,0 +1,65 @@
+"""LeNet-5-Caffe on MNIST learns its own sparse connectivity with keras_scl.
+
+Run it (the first run downloads MNIST into the TFDS data directory):
+
+    python examples/mnist_lenet5.py --data-dir ../shared/tfds
+
+The network is the Caffe variant used in the pruning literature: Conv 5x5x20,
+max-pool 2, Conv 5x5x50, max-pool 2, Dense 500, Dense 10, ReLU (431k
+weights). `prune_scl` wraps both convolutions and both Dense layers; the
+pooling and flattening layers are kept as they are. Training, stripping and
+export follow `mnist_lenet300.py`; the per-layer table shows how SCL shares
+the sparsity between layers, which uniform magnitude pruning cannot do.
+"""
+
+import argparse
+import os
+import sys
+
+import keras
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnist_common  # noqa: E402
+
+RECIPE = mnist_common.Recipe(mask_epochs=12, finetune_epochs=8)
+
+
+def build_model():
+    """LeNet-5-Caffe: Conv(20,5) - pool - Conv(50,5) - pool - Dense 500 - Dense 10."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(20, 5, activation="relu", name="conv1"),
+            keras.layers.MaxPooling2D(2, name="pool1"),
+            keras.layers.Conv2D(50, 5, activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(2, name="pool2"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(500, activation="relu", name="fc1"),
+            keras.layers.Dense(10, name="fc2"),
+        ],
+        name="lenet5",
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    parser.add_argument("--out-dir", default="runs/lenet5")
+    parser.add_argument("--mask-epochs", type=int, default=RECIPE.mask_epochs)
+    parser.add_argument("--finetune-epochs", type=int, default=RECIPE.finetune_epochs)
+    parser.add_argument("--strength", type=float, default=RECIPE.strength)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    keras.utils.set_random_seed(args.seed)
+    train, test = mnist_common.load_mnist(args.data_dir)
+    recipe = mnist_common.Recipe(
+        mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength,
+        initial_mask=RECIPE.initial_mask,
+    )
+    pruned, history, timer = mnist_common.train_scl(build_model(), train, recipe)
+    return mnist_common.write_results(pruned, test, args.out_dir, "lenet5", history, timer, recipe)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The benchmark harness in `--quick` mode, so it cannot rot unnoticed."""
+
+import json
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared", "tfds")
+DATA_DIR = os.environ.get("TFDS_DATA_DIR") or (SHARED if os.path.isdir(SHARED) else None)
+
+
+@pytest.mark.skipif(
+    DATA_DIR is None or not os.path.isdir(os.path.join(DATA_DIR, "mnist")),
+    reason="needs MNIST prepared by TFDS in $TFDS_DATA_DIR or ../shared/tfds",
+)
+def test_quick_benchmark_writes_results(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import run
+
+    run.main(["--quick", "--network", "lenet300", "--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--verbose", "0"])
+    with open(tmp_path / "lenet300.json") as f:
+        result = json.load(f)
+    assert result["quick"] and result["network"] == "lenet300"
+    summary = result["summary"]
+    for method in ("dense", "scl"):
+        assert 0.0 <= summary[method]["test_error_percent"]["mean"] < 30.0
+        assert summary[method]["seconds_per_epoch"]["mean"] > 0
+    assert summary["dense"]["sparsity"]["mean"] == 0.0
+    assert summary["scl"]["epoch_time_ratio_vs_dense"]["mean"] > 0
+    assert set(summary["scl"]["layer_sparsity"]) == {"fc1/kernel", "fc2/kernel", "fc3/kernel"}
+    assert (tmp_path / "lenet300.png").stat().st_size > 0
+    if "tfmot" in summary:
+        assert summary["tfmot"]["sparsity"]["mean"] == pytest.approx(summary["scl"]["sparsity"]["mean"], abs=0.02)
