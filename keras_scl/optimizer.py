@@ -102,6 +102,25 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         grad = tf.convert_to_tensor(grad)
         return normalization.normalize_per_feature(grad, axes, self.norm, self.epsilon)
 
+    def _transform_all(self, grads, variables):
+        masks = [
+            i for i, (g, v) in enumerate(zip(grads, variables))
+            if g is not None and mask_feature_axes(v) is not None
+        ]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if self.norm is None or not masks or replicas == 1:
+            return [self.transform_gradient(g, v) for g, v in zip(grads, variables)]
+        # Under a distribution strategy each replica holds part of the
+        # gradient, and normalising is not linear: normalise the summed
+        # gradient, then hand each replica 1/replicas of it for the inner
+        # optimizer's own all-reduce (a sum) to restore.
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [tf.convert_to_tensor(grads[i]) for i in masks]
+        )
+        for i, g in zip(masks, summed):
+            grads[i] = self.transform_gradient(g, variables[i]) / replicas
+        return grads
+
     def apply(self, grads, trainable_variables=None):
         if not self.built:
             with keras.src.backend.name_scope(self.name, caller=self):
@@ -110,7 +129,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         variables = (
             trainable_variables if trainable_variables is not None else self._trainable_variables
         )
-        grads = [self.transform_gradient(g, v) for g, v in zip(grads, variables)]
+        grads = self._transform_all(list(grads), variables)
         if self.mask_optimizer is None:
             self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
             return
