@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnist_common  # noqa: E402
 
 # The recipe measured for this network (see README, "Recommended recipe").
-RECIPE = mnist_common.Recipe()
+RECIPE = mnist_common.Recipe(strength=3.5e-5)
 
 
 def build_model():
@@ -56,7 +56,10 @@ def main(argv=None):
     keras.utils.set_random_seed(args.seed)
     train, test = mnist_common.load_mnist(args.data_dir, flat=True)
     recipe = mnist_common.Recipe(
-        mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength
+        mask_epochs=args.mask_epochs,
+        finetune_epochs=args.finetune_epochs,
+        strength=args.strength,
+        initial_mask=RECIPE.initial_mask,
     )
     pruned, history, timer = mnist_common.train_scl(build_model(), train, recipe)
     return mnist_common.write_results(pruned, test, args.out_dir, "lenet300", history, timer, recipe)

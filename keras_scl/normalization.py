@@ -33,4 +33,4 @@ def normalize_per_feature(grad, feature_axes, norm="rms", epsilon=1e-12):
 
     After this, every feature's gradient has norm 1 (or is all zero).
     """
-    return grad / (feature_norm(grad, feature_axes, norm) + epsilon)
+    return grad * tf.math.reciprocal(feature_norm(grad, feature_axes, norm) + epsilon)

@@ -46,15 +46,16 @@ class StraightThroughEstimator:
     def proxy(self, m):
         raise NotImplementedError
 
+    def backward(self, upstream, m):
+        """The gradient of the loss with respect to `m`, given `upstream`."""
+        return upstream * tf.cast(self.proxy(m), upstream.dtype)
+
     def __call__(self, m):
         m = tf.convert_to_tensor(m)
 
         @tf.custom_gradient
         def step(x):
-            def grad(upstream):
-                return upstream * tf.cast(self.proxy(x), upstream.dtype)
-
-            return heaviside(x), grad
+            return heaviside(x), lambda upstream: self.backward(upstream, x)
 
         return step(m)
 
@@ -80,6 +81,10 @@ class IdentitySTE(StraightThroughEstimator):
     def proxy(self, m):
         return tf.ones_like(m)
 
+    def backward(self, upstream, m):
+        # Multiplying by a tensor of ones would cost a pass over the mask.
+        return upstream
+
 
 @register
 class LeakyReLUSTE(StraightThroughEstimator):
@@ -94,7 +99,7 @@ class LeakyReLUSTE(StraightThroughEstimator):
         self.alpha = _check_positive_finite("alpha", alpha)
 
     def proxy(self, m):
-        return tf.where(m > 0, tf.ones_like(m), tf.fill(tf.shape(m), tf.cast(self.alpha, m.dtype)))
+        return tf.where(m > 0, tf.constant(1.0, m.dtype), tf.constant(self.alpha, m.dtype))
 
     def get_config(self):
         return {"alpha": self.alpha}
