@@ -95,11 +95,21 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         return variables
 
     def transform_gradient(self, grad, variable):
-        """The gradient the inner optimizer receives for `variable`."""
+        """The gradient the inner optimizer receives for `variable`.
+
+        A mask gradient that is not finite raises `InvalidArgumentError`
+        naming the mask, before the mask can be updated with it.
+        """
         axes = mask_feature_axes(variable)
-        if grad is None or axes is None or self.norm is None:
+        if grad is None or axes is None:
             return grad
-        grad = tf.convert_to_tensor(grad)
+        grad = tf.debugging.check_numerics(
+            tf.convert_to_tensor(grad),
+            f"Non-finite gradient for mask variable {variable.path!r}; masks are not updated "
+            "with it. Lower the learning rate, or use a LossScaleOptimizer under float16",
+        )
+        if self.norm is None:
+            return grad
         return normalization.normalize_per_feature(grad, axes, self.norm, self.epsilon)
 
     def _transform_all(self, grads, variables):

@@ -120,3 +120,30 @@ def test_config_round_trip_with_mask_optimizer():
     restored = keras.optimizers.deserialize(json.loads(json.dumps(keras.optimizers.serialize(optimizer))))
     assert restored.get_config() == optimizer.get_config()
     assert isinstance(restored.mask_optimizer, keras.optimizers.SGD)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_non_finite_mask_gradient_raises_with_mask_name_and_leaves_mask_unchanged(bad):
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3), name="pruned_dense")
+    wrapper(np.ones((2, 4), "float32"))
+    mask = wrapper.masks[0]
+    before = mask.numpy()
+    grad = np.ones((4, 3), "float32")
+    grad[1, 2] = bad
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Non-finite gradient for mask variable 'pruned_dense/kernel_mask'"):
+        optimizer.apply_gradients([(tf.constant(grad), mask)])
+    np.testing.assert_array_equal(mask.numpy(), before)
+
+
+def test_non_finite_loss_during_fit_stops_training_before_masks_change():
+    keras.utils.set_random_seed(0)
+    model = keras_scl.prune_scl(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    model.compile(optimizer=keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1)), loss="mse")
+    before = [m.numpy() for layer in model.layers for m in layer.masks]
+    x = np.ones((8, 4), "float32")
+    y = np.full((8, 2), np.inf, "float32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Non-finite gradient for mask variable"):
+        model.fit(x, y, epochs=1, verbose=0)
+    for mask, old in zip([m for layer in model.layers for m in layer.masks], before):
+        np.testing.assert_array_equal(mask.numpy(), old)
