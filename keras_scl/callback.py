@@ -85,12 +85,17 @@ class SCLCallback(keras.callbacks.Callback):
                 "Expected a model containing SCLWrapper layers (see keras_scl.prune_scl). "
                 f"Received: model {self.model.name!r} with none"
             )
-        masks = [m for w in self._wrappers for m in w.masks]
-        self._total = sum(math.prod(m.shape) for m in masks)
-        self._count_live = tf.function(
-            lambda: tf.add_n([tf.reduce_sum(tf.cast(m.value > 0, "int64")) for m in masks])
-        )
+        self._count_live = None  # built at the first batch: subclassed models build late
         self._ensure_scl_optimizer()
+
+    def _batch_level_sparsity(self):
+        if self._count_live is None:
+            masks = [m for w in self._wrappers for m in w.masks]
+            self._total = sum(math.prod(m.shape) for m in masks)
+            self._count_live = tf.function(
+                lambda: tf.add_n([tf.reduce_sum(tf.cast(m.value > 0, "int64")) for m in masks])
+            )
+        return 1.0 - float(self._count_live()) / self._total
 
     def _ensure_scl_optimizer(self):
         optimizer = self.model.optimizer
@@ -121,7 +126,7 @@ class SCLCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
-            self._batch_sparsity = 1.0 - float(self._count_live()) / self._total
+            self._batch_sparsity = self._batch_level_sparsity()
         if logs is not None:
             logs["sparsity"] = self._batch_sparsity
 

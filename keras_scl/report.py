@@ -47,51 +47,63 @@ def layer_sparsity(rows):
     return {name: 1.0 - live / total for name, (total, live) in per_layer.items()}
 
 
-def _uses_per_example(layer, weight, spec):
-    """How often each entry of `weight` is multiplied per example.
+_FLOP_LAYERS = (
+    keras.layers.Dense,
+    keras.layers.EinsumDense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+)
+_TRANSPOSED = (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
+
+def _spatial(layer, shape):
+    return shape[1:-1] if getattr(layer, "data_format", "channels_last") == "channels_last" else shape[2:]
+
+
+def _uses_per_example(layer, spec):
+    """How often each entry of a prunable weight is multiplied per example.
 
     A weight with F features computing an output of E elements is used
-    E / F times (once per spatial position for a convolution, once for a
+    E / F times (once per output position for a convolution, once for a
     Dense kernel); a transposed convolution uses its kernel once per input
-    position; an embedding lookup multiplies nothing.
+    position. Counted for Dense, EinsumDense and convolution layers only
+    (0 for others, e.g. embeddings, whose lookups multiply nothing).
     """
-    if isinstance(layer, keras.layers.Embedding):
+    if not isinstance(layer, _FLOP_LAYERS):
         return 0
-    build = layer.get_build_config() or {}
-    input_shape = build.get("input_shape")
+    input_shape = (layer.get_build_config() or {}).get("input_shape")
     if input_shape is None:
         return 0
-    shape = tuple(weight.shape)
-    if isinstance(
-        layer,
-        (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose),
-    ):
-        spatial = input_shape[1:-1] if layer.data_format == "channels_last" else input_shape[2:]
-        return math.prod(spatial)
-    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
-        # Both kernels run at every output position.
-        output_shape = layer.compute_output_shape(input_shape)
-        spatial = output_shape[1:-1] if layer.data_format == "channels_last" else output_shape[2:]
-        return math.prod(spatial)
+    if isinstance(layer, _TRANSPOSED):
+        return math.prod(_spatial(layer, input_shape))
     output_shape = layer.compute_output_shape(input_shape)
-    if isinstance(output_shape, (list, tuple)) and output_shape and isinstance(output_shape[0], (list, tuple)):
-        output_shape = output_shape[0]
-    features = math.prod(shape[a] for a in spec.feature_axes)
+    if isinstance(layer, _SEPARABLE):
+        return math.prod(_spatial(layer, output_shape))
+    features = math.prod(spec.variable.shape[a] for a in spec.feature_axes)
     return math.prod(d for d in output_shape[1:] if d is not None) // features
 
 
 def _prunable_layers(model):
-    if isinstance(model, keras.layers.Layer) and not isinstance(model, keras.Model):
+    """Wrappers and plain prunable layers, outermost first, none inside another."""
+    if not isinstance(model, keras.Model):
         return [model]
-    seen, layers = set(), []
+    found, covered = [], set()
     for layer in model._flatten_layers(include_self=False):
-        if id(layer) in seen:
+        if id(layer) in covered:
             continue
-        seen.add(id(layer))
-        if isinstance(layer, SCLWrapper) or prunable.is_prunable(layer):
-            layers.append(layer)
-    inner = {id(w.layer) for w in layers if isinstance(w, SCLWrapper)}
-    return [layer for layer in layers if id(layer) not in inner]
+        if isinstance(layer, SCLWrapper) or (prunable.is_prunable(layer) and layer.built):
+            found.append(layer)
+            covered.update(id(sub) for sub in layer._flatten_layers(include_self=True))
+    return found
 
 
 def sparsity_report(model):
@@ -113,22 +125,20 @@ def sparsity_report(model):
     for layer in _prunable_layers(model):
         if isinstance(layer, SCLWrapper):
             inner = layer.layer
-            pairs = [(w, m.numpy() > 0) for w, m in layer.masked_weights]
+            live_of = {id(w): m.numpy() > 0 for w, m in layer.masked_weights}
         else:
-            inner = layer
-            pairs = [
-                (w, w.numpy() != 0)
-                for w in (getattr(layer, s.attribute) for s in prunable.prunable_weights(layer))
-            ]
-        specs = prunable.prunable_weights(inner)
-        for (weight, live_entries), spec in zip(pairs, specs):
+            inner, live_of = layer, {}
+        for spec in prunable.prunable_weights(inner):
+            live_entries = live_of.get(id(spec.variable))
+            if live_entries is None:
+                live_entries = spec.variable.numpy() != 0
             total = live_entries.size
             live = int(np.count_nonzero(live_entries))
-            uses = _uses_per_example(inner, weight, spec)
+            uses = _uses_per_example(inner, spec)
             rows.append(
                 ReportRow(
                     layer=inner.name,
-                    weight=weight.name,
+                    weight=spec.variable.name,
                     total=total,
                     live=live,
                     sparsity=1.0 - live / total,

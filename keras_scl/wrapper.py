@@ -39,6 +39,17 @@ def _check_initial_mask(initial_mask):
     return float(initial_mask)
 
 
+def _unique_names(variables):
+    """Names for masks: the variable name (`kernel`), or as many trailing
+    components of its path as make the names unique (`query_kernel`)."""
+    paths = [v.path.split("/") for v in variables]
+    for k in range(1, max(len(p) for p in paths) + 1):
+        names = ["_".join(part.lstrip("_") for part in p[-k:]) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{name}_{i}" for i, name in enumerate(names)]
+
+
 @contextlib.contextmanager
 def _substituted(mapping):
     """Reads of the mapped variables return the given tensors inside the scope.
@@ -111,7 +122,12 @@ class SCLWrapper(keras.layers.Wrapper):
                 "Expected a layer that is not already an SCLWrapper. "
                 f"Received: layer={layer.name!r}, which is already wrapped"
             )
-        self._prunable = prunable.prunable_weights(layer)
+        if not prunable.is_prunable(layer):
+            raise ValueError(
+                f"Expected a layer of a supported type ({', '.join(prunable.supported_layer_names())}) "
+                "or one with a `get_prunable_weights()` method. "
+                f"Received: layer={layer.name!r} of type {type(layer).__name__}"
+            )
         kwargs.setdefault("name", f"scl_{layer.name}")
         # The wrapper reads raw float32 weights; the inner layer autocasts.
         kwargs["autocast"] = False
@@ -130,28 +146,21 @@ class SCLWrapper(keras.layers.Wrapper):
                 )
         super().build(input_shape)
         regularizer = LiveConnections(self.strength, ste=self.ste)
+        specs = prunable.prunable_weights(self.layer)
         self._masked_weights = []
         self.masks = []
-        for spec in self._prunable:
-            weight = getattr(self.layer, spec.attribute)
-            if not isinstance(weight, keras.Variable):
-                raise ValueError(
-                    f"Expected `{spec.attribute}` of layer {self.layer.name!r} to be "
-                    "a plain variable. Received: a computed tensor (LoRA or "
-                    "quantization is enabled on the layer)"
-                )
+        for spec, name in zip(specs, _unique_names([s.variable for s in specs])):
             mask = self.add_weight(
-                name=f"{spec.attribute}_mask",
-                shape=weight.shape,
+                name=f"{name}_mask",
+                shape=spec.variable.shape,
                 initializer=keras.initializers.Constant(self.initial_mask),
                 dtype="float32",
                 trainable=True,
                 regularizer=regularizer,
                 autocast=False,
             )
-            ndim = len(weight.shape)
-            setattr(mask, _FEATURE_AXES_ATTR, tuple(sorted(a % ndim for a in spec.feature_axes)))
-            self._masked_weights.append(weight)
+            setattr(mask, _FEATURE_AXES_ATTR, spec.feature_axes)
+            self._masked_weights.append(spec.variable)
             self.masks.append(mask)
         self.built = True
 

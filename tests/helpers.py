@@ -25,6 +25,11 @@ LAYER_CASES = [
         False,
     ),
     ("embedding", lambda: keras.layers.Embedding(10, 4), (2, 6), True),
+    ("simple_rnn", lambda: keras.layers.SimpleRNN(4), (2, 5, 3), False),
+    ("lstm", lambda: keras.layers.LSTM(4, return_sequences=True), (2, 5, 3), False),
+    ("gru", lambda: keras.layers.GRU(4), (2, 5, 3), False),
+    ("bidirectional_lstm", lambda: keras.layers.Bidirectional(keras.layers.LSTM(3)), (2, 5, 3), False),
+    ("time_distributed_dense", lambda: keras.layers.TimeDistributed(keras.layers.Dense(4)), (2, 5, 3), False),
 ]
 LAYER_IDS = [case[0] for case in LAYER_CASES]
 

@@ -179,7 +179,7 @@ def test_prune_model_without_supported_layer_is_a_clear_error():
 
 
 def test_prune_rejects_unsupported_single_layer():
-    with pytest.raises(ValueError, match=r"Expected a layer of a supported type: .*Received: layer='pool'"):
+    with pytest.raises(ValueError, match=r"Expected a layer of a supported type \(.*Received: layer='pool'"):
         keras_scl.prune_scl(keras.layers.MaxPooling2D(name="pool"))
 
 

@@ -141,7 +141,7 @@ def test_builds_from_input_shape():
     ids=["batch_norm", "pooling", "layer_norm"],
 )
 def test_unsupported_layer_is_rejected_with_supported_list(layer):
-    with pytest.raises(ValueError, match=rf"Expected a layer of a supported type: .*Dense.*Received: layer='{layer.name}' of type {type(layer).__name__}"):
+    with pytest.raises(ValueError, match=rf"Expected a layer of a supported type \(.*Dense.*Received: layer='{layer.name}' of type {type(layer).__name__}"):
         keras_scl.SCLWrapper(layer)
 
 
