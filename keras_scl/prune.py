@@ -10,6 +10,8 @@ from keras_scl.wrapper import find_wrappers
 
 def _copy_layer(layer):
     """A fresh layer with the same config and weights, so the user's model is never shared."""
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # a stateless operation such as `x + y` in a Functional model
     clone = layer.__class__.from_config(layer.get_config())
     if layer.built:
         build_config = layer.get_build_config()
