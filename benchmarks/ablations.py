@@ -5,7 +5,9 @@
 Each variant trains with the LeNet-300-100 recipe of `examples/` and changes
 one thing: the straight-through estimator (identity, leaky ReLU, softplus,
 and a deliberately non-positive proxy), or the mask-gradient normalisation
-(on / off) with Adam or SGD with momentum as the mask optimizer. Results go
+(on / off) with Adam or SGD with momentum as the mask optimizer, or where
+the regularizer's gradient joins it (before normalisation, the library's
+choice, or after, in normalised units). Results go
 to `<out-dir>/ablations.json`.
 """
 
@@ -32,6 +34,23 @@ def _sign_proxy(m):
     return tf.where(m > 0, tf.ones_like(m), -tf.ones_like(m))
 
 
+class RegularizerAfterNormalization(keras_scl.SCLOptimizer):
+    """The design alternative to the library's choice: normalise only the
+    task part of a mask gradient, then add the regularizer's push in
+    normalised units (`pressure` per entry, identity STE)."""
+
+    def __init__(self, inner, strength, pressure):
+        super().__init__(inner)
+        self.strength, self.pressure = strength, pressure
+
+    def transform_gradient(self, grad, variable):
+        axes = keras_scl.wrapper.mask_feature_axes(variable)
+        if grad is None or axes is None:
+            return grad
+        task = tf.convert_to_tensor(grad) - self.strength  # identity STE: d(reg)/dm = strength
+        return keras_scl.normalization.normalize_per_feature(task, axes) + self.pressure
+
+
 def _variants(recipe):
     sgd_lr = 3e-5  # SGD+momentum step on unit-RMS normalised mask gradients
     return {
@@ -42,6 +61,8 @@ def _variants(recipe):
         "Adam masks, no normalisation": dict(norm=None),
         "SGD-momentum masks, normalised": dict(mask_optimizer=("sgd", sgd_lr)),
         "SGD-momentum masks, no normalisation": dict(mask_optimizer=("sgd", sgd_lr), norm=None),
+        "regularizer after normalisation (0.2 per entry)": dict(after=0.2),
+        "regularizer after normalisation (0.5 per entry)": dict(after=0.5),
     }
 
 
@@ -59,14 +80,17 @@ def run_variant(options, recipe, train, test, seed):
         mask_optimizer = keras.optimizers.SGD(
             keras.optimizers.schedules.CosineDecay(lr, recipe.mask_epochs * steps), momentum=0.9
         )
-    pruned.compile(
-        optimizer=keras_scl.SCLOptimizer(
+    if "after" in options:
+        optimizer = RegularizerAfterNormalization(
+            keras.optimizers.Adam(recipe.schedule(steps)), recipe.strength, options["after"]
+        )
+    else:
+        optimizer = keras_scl.SCLOptimizer(
             keras.optimizers.Adam(recipe.schedule(steps)),
             mask_optimizer=mask_optimizer,
             norm=options.get("norm", "rms"),
-        ),
-        loss=mnist_common.LOSS,
-    )
+        )
+    pruned.compile(optimizer=optimizer, loss=mnist_common.LOSS)
     history = pruned.fit(
         x,
         y,

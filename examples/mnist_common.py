@@ -99,8 +99,10 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), **prune_options):
+def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), callback_options=None, **prune_options):
     """Wraps `model` with `prune_scl` and trains it with the recipe.
+
+    `callback_options` go to `SCLCallback` (e.g. `target_sparsity=0.95`).
 
     Returns:
         (pruned model, keras History, EpochTimer).
@@ -121,7 +123,11 @@ def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), **prune_optio
         batch_size=recipe.batch_size,
         epochs=recipe.epochs,
         verbose=verbose,
-        callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=recipe.mask_epochs), timer, *extra_callbacks],
+        callbacks=[
+            keras_scl.SCLCallback(freeze_masks_at_epoch=recipe.mask_epochs, **(callback_options or {})),
+            timer,
+            *extra_callbacks,
+        ],
     )
     return pruned, history, timer
 

@@ -6,6 +6,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from keras_scl import budget
 from keras_scl import report
 from keras_scl.optimizer import SCLOptimizer
 from keras_scl.registration import register
@@ -39,14 +40,70 @@ class SCLCallback(keras.callbacks.Callback):
             of each epoch. Defaults to `True`.
         batch_update_freq: int. How often (in batches) the batch-level
             `sparsity` is recounted. Defaults to `20`.
+        target_sparsity: float in (0, 1) or `None`. Budget mode: during the
+            mask phase the regularization factor is steered so the global
+            sparsity approaches this target, and when the masks freeze the
+            connections with the largest mask values that fit the budget are
+            kept, so the final sparsity meets it. Needs
+            `freeze_masks_at_epoch`. Defaults to `None`.
+        target_flops: number or `None`. The same with a budget of FLOPs per
+            example, counted over Dense, EinsumDense and convolution layers
+            (see `sparsity_report`). Defaults to `None`.
+        controller_freq: int. Batches between two controller steps in budget
+            mode. Defaults to `50`.
 
     Example:
 
     >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=15)])
     """
 
-    def __init__(self, freeze_masks_at_epoch=None, log_layer_sparsity=True, batch_update_freq=20):
+    def __init__(
+        self,
+        freeze_masks_at_epoch=None,
+        log_layer_sparsity=True,
+        batch_update_freq=20,
+        target_sparsity=None,
+        target_flops=None,
+        controller_freq=50,
+    ):
         super().__init__()
+        if target_sparsity is not None and target_flops is not None:
+            raise ValueError(
+                "Expected at most one of `target_sparsity` and `target_flops`. "
+                f"Received: target_sparsity={target_sparsity!r}, target_flops={target_flops!r}"
+            )
+        if target_sparsity is not None and (
+            isinstance(target_sparsity, bool)
+            or not isinstance(target_sparsity, (int, float))
+            or not 0 < target_sparsity < 1
+        ):
+            raise ValueError(
+                "Expected `target_sparsity` to be a number in (0, 1). "
+                f"Received: target_sparsity={target_sparsity!r}"
+            )
+        if target_flops is not None and (
+            isinstance(target_flops, bool)
+            or not isinstance(target_flops, (int, float))
+            or not math.isfinite(target_flops)
+            or target_flops <= 0
+        ):
+            raise ValueError(
+                f"Expected `target_flops` to be a finite number > 0. Received: target_flops={target_flops!r}"
+            )
+        if (target_sparsity is not None or target_flops is not None) and freeze_masks_at_epoch is None:
+            raise ValueError(
+                "Expected `freeze_masks_at_epoch` with a budget: the budget is met exactly when "
+                "the masks freeze. Received: freeze_masks_at_epoch=None"
+            )
+        if isinstance(controller_freq, bool) or not isinstance(controller_freq, int) or controller_freq < 1:
+            raise ValueError(
+                f"Expected `controller_freq` to be an int >= 1. Received: controller_freq={controller_freq!r}"
+            )
+        self.target_sparsity = target_sparsity
+        self.target_flops = target_flops
+        self.controller_freq = controller_freq
+        self._controller = None
+        self._frozen = False
         if freeze_masks_at_epoch is not None and (
             isinstance(freeze_masks_at_epoch, bool)
             or not isinstance(freeze_masks_at_epoch, int)
@@ -72,6 +129,9 @@ class SCLCallback(keras.callbacks.Callback):
             "freeze_masks_at_epoch": self.freeze_masks_at_epoch,
             "log_layer_sparsity": self.log_layer_sparsity,
             "batch_update_freq": self.batch_update_freq,
+            "target_sparsity": self.target_sparsity,
+            "target_flops": self.target_flops,
+            "controller_freq": self.controller_freq,
         }
 
     @classmethod
@@ -115,16 +175,29 @@ class SCLCallback(keras.callbacks.Callback):
         if compile_config is not None:
             compile_config.config["optimizer"] = self.model.optimizer
 
+    def _budget(self):
+        if self._controller is None and (self.target_sparsity is not None or self.target_flops is not None):
+            self._controller = budget.BudgetController(
+                self.model, target_sparsity=self.target_sparsity, target_flops=self.target_flops
+            )
+        return self._controller
+
     def on_epoch_begin(self, epoch, logs=None):
-        if self.freeze_masks_at_epoch is None or epoch < self.freeze_masks_at_epoch:
+        self._frozen = self.freeze_masks_at_epoch is not None and epoch >= self.freeze_masks_at_epoch
+        if not self._frozen:
             return
         masks = [m for w in self._wrappers for m in w.masks]
         if any(m.trainable for m in masks):
+            if self._budget() is not None:
+                self._budget().project()
+                self._batch_sparsity = None
             for m in masks:
                 m.trainable = False
             self.model.make_train_function(force=True)
 
     def on_train_batch_end(self, batch, logs=None):
+        if not self._frozen and batch % self.controller_freq == 0 and self._budget() is not None:
+            self._budget().update()
         if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
             self._batch_sparsity = self._batch_level_sparsity()
         if logs is not None:
@@ -145,6 +218,10 @@ class SCLCallback(keras.callbacks.Callback):
             return
         self._batch_sparsity = report.global_sparsity(rows)
         logs["sparsity"] = self._batch_sparsity
+        if self._controller is not None:
+            logs["scl_strength"] = self._controller.strength()
+            if self.target_flops is not None:
+                logs["sparse_flops"] = self._controller.live_cost()
         if self.log_layer_sparsity:
             for name, sparsity in per_layer.items():
                 logs[f"sparsity/{name}"] = sparsity

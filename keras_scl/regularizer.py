@@ -34,7 +34,8 @@ class LiveConnections(keras.regularizers.Regularizer):
     step unless the task gradient holds it up.
 
     Args:
-        strength: float. The regularization factor `lambda`, >= 0.
+        strength: float, or a scalar variable when the factor `lambda` is to
+            be adjusted during training (the wrappers do this). >= 0.
         ste: The straight-through estimator for the gradient, a name
             (`"identity"`, `"leaky_relu"`, `"softplus"`) or a
             `StraightThroughEstimator`. Defaults to `"identity"`.
@@ -47,16 +48,28 @@ class LiveConnections(keras.regularizers.Regularizer):
     """
 
     def __init__(self, strength, ste="identity"):
-        self.strength = check_strength(strength)
+        if isinstance(strength, keras.Variable):
+            if tuple(strength.shape) != ():
+                raise ValueError(
+                    "Expected `strength` to be a number or a scalar variable. "
+                    f"Received: a variable of shape {tuple(strength.shape)}"
+                )
+            check_strength(float(strength.numpy()))
+            self.strength = strength  # adjustable during training (budget mode)
+        else:
+            self.strength = check_strength(strength)
         self.ste = step.get(ste)
 
     def __call__(self, mask):
         mask = tf.convert_to_tensor(mask)
         live = tf.reduce_sum(self.ste(tf.cast(mask, "float32")))
-        return tf.cast(self.strength, live.dtype) * live
+        return tf.cast(tf.convert_to_tensor(self.strength), live.dtype) * live
 
     def get_config(self):
-        return {"strength": self.strength, "ste": step.serialize(self.ste)}
+        strength = self.strength
+        if isinstance(strength, keras.Variable):
+            strength = float(strength.numpy())
+        return {"strength": strength, "ste": step.serialize(self.ste)}
 
     @classmethod
     def from_config(cls, config):

@@ -145,7 +145,17 @@ class SCLWrapper(keras.layers.Wrapper):
                     "Received: an unbuilt layer and input_shape=None"
                 )
         super().build(input_shape)
-        regularizer = LiveConnections(self.strength, ste=self.ste)
+        # The current regularization factor: starts at `strength`, and is
+        # saved with the weights because budget mode adjusts it.
+        self.strength_variable = self.add_weight(
+            name="strength",
+            shape=(),
+            initializer=keras.initializers.Constant(self.strength),
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+        )
+        regularizer = LiveConnections(self.strength_variable, ste=self.ste)
         specs = prunable.prunable_weights(self.layer)
         self._masked_weights = []
         self.masks = []

@@ -113,9 +113,17 @@ def test_rejects_invalid_freeze_epoch(epoch):
 
 
 def test_config_round_trip():
-    callback = keras_scl.SCLCallback(freeze_masks_at_epoch=7, log_layer_sparsity=False, batch_update_freq=3)
-    restored = keras_scl.SCLCallback.from_config(callback.get_config())
-    assert restored.get_config() == {"freeze_masks_at_epoch": 7, "log_layer_sparsity": False, "batch_update_freq": 3}
+    config = {
+        "freeze_masks_at_epoch": 7,
+        "log_layer_sparsity": False,
+        "batch_update_freq": 3,
+        "target_sparsity": 0.9,
+        "target_flops": None,
+        "controller_freq": 11,
+    }
+    callback = keras_scl.SCLCallback(**config)
+    assert callback.get_config() == config
+    assert keras_scl.SCLCallback.from_config(callback.get_config()).get_config() == config
 
 
 def test_batch_logs_carry_sparsity_for_the_progress_bar():

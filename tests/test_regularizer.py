@@ -39,3 +39,18 @@ def test_config_round_trip():
 def test_rejects_invalid_strength(strength):
     with pytest.raises(ValueError, match=r"Expected `strength` to be a finite number >= 0\. Received: strength="):
         keras_scl.LiveConnections(strength)
+
+
+def test_strength_can_be_a_scalar_variable_read_at_each_call():
+    strength = keras.Variable(0.5, dtype="float32", trainable=False)
+    reg = keras_scl.LiveConnections(strength)
+    m = tf.constant([1.0, 2.0, -1.0])
+    assert float(reg(m)) == pytest.approx(1.0)
+    strength.assign(2.0)
+    assert float(reg(m)) == pytest.approx(4.0)
+    assert reg.get_config()["strength"] == 2.0
+
+
+def test_strength_variable_must_be_scalar():
+    with pytest.raises(ValueError, match=r"scalar variable\. Received: a variable of shape \(2,\)"):
+        keras_scl.LiveConnections(keras.Variable([1.0, 2.0]))
