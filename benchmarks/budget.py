@@ -7,7 +7,7 @@ keras_scl trains with `SCLCallback(target_sparsity=...)` and tfmot
 `prune_low_magnitude` with a polynomial decay to the same target, both with
 the network's recipe (`--mask-epochs` / `--finetune-epochs` override it for
 both methods alike). Sparsity is counted on the final weights. Writes
-`<out-dir>/budget.json`.
+`<out-dir>/budget_<networks>.json`.
 """
 
 import argparse
@@ -70,7 +70,8 @@ def main(argv=None):
             results[network]["targets"][str(target)] = entry
             print(network, target, json.dumps({m: {k: round(v, 4) for k, v in e.items() if isinstance(v, float)} for m, e in entry.items()}), flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "budget.json"), "w") as f:
+    name = "budget_" + "_".join(args.network) + ".json"
+    with open(os.path.join(args.out_dir, name), "w") as f:
         json.dump({"command": "python benchmarks/budget.py " + " ".join(argv or sys.argv[1:]), "seed": args.seed, "results": results}, f, indent=2)
 
 

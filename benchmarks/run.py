@@ -137,6 +137,11 @@ def aggregate(records, mask_epochs):
             "compression": _stats([r["compression"] for r in rs]),
             "flops_reduction": _stats([r["dense_flops"] / max(r["sparse_flops"], 1) for r in rs]),
             "seconds_per_epoch": _stats(epoch),
+            **{
+                f"deployment_{key}": _stats([r["deployment"][key] for r in rs])
+                for key in ("variables_gzip_bytes", "ideal_bytes", "dense_weights_bytes")
+                if all("deployment" in r for r in rs)
+            },
             "layer_sparsity": {
                 row["layer"] + "/" + row["weight"]: _stats([r["layers"][i]["sparsity"] for r in rs])
                 for i, row in enumerate(rs[0]["layers"])

@@ -171,6 +171,7 @@ def summarize(model, test):
         "dense_flops": sum(r.dense_flops for r in rows),
         "sparse_flops": sum(r.sparse_flops for r in rows),
         "layers": [r._asdict() for r in rows],
+        "deployment": keras_scl.deployment_size(model),
     }
 
 

@@ -7,6 +7,7 @@ live connections. The network learns its own layer-wise sparsity.
 """
 
 from keras_scl.callback import SCLCallback
+from keras_scl.deploy import deployment_size
 from keras_scl.optimizer import SCLOptimizer
 from keras_scl.prunable import supported_layer_names as supported_layers
 from keras_scl.prune import prune_scl
@@ -36,6 +37,7 @@ __all__ = [
     "SCLOptimizer",
     "SCLWrapper",
     "SoftplusSTE",
+    "deployment_size",
     "StraightThroughEstimator",
     "format_report",
     "global_sparsity",
