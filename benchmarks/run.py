@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import numpy as np
 
@@ -210,6 +211,7 @@ def main(argv=None):
             args.data_dir, flat=flat, train_limit=limits.get("train_limit"), test_limit=limits.get("test_limit")
         )
         records = []
+        started = time.perf_counter()
         for seed in seeds:
             print(f"== {network} seed {seed}", flush=True)
             records.append(one_seed(network, seed, recipe, data, args.data_dir, limits.get("train_limit"), with_tfmot, args.verbose))
@@ -220,6 +222,7 @@ def main(argv=None):
             "recipe": dataclasses.asdict(recipe),
             "seeds": seeds,
             "tfmot": "included" if with_tfmot else "skipped: tensorflow-model-optimization / tf-keras not installed (pip install -e '.[bench]')" if not args.no_tfmot else "skipped: --no-tfmot",
+            "wall_seconds": time.perf_counter() - started,
             "summary": aggregate(records, recipe.mask_epochs),
             "runs": records,
         }
