@@ -21,7 +21,7 @@ import keras
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnist_common  # noqa: E402
 
-RECIPE = mnist_common.Recipe(mask_epochs=12, finetune_epochs=8, strength=4e-5)
+RECIPE = mnist_common.Recipe(mask_epochs=8, finetune_epochs=6, strength=4e-5)
 
 
 def build_model():
