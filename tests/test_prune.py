@@ -204,3 +204,15 @@ def test_prune_rejects_subclassed_model_with_guidance():
 
     with pytest.raises(ValueError, match="subclassed model"):
         keras_scl.prune_scl(Net())
+
+
+@pytest.mark.parametrize("function", [keras_scl.prune_scl, keras_scl.strip_scl], ids=["prune", "strip"])
+def test_a_file_path_instead_of_a_model_is_a_clear_error(function):
+    with pytest.raises(TypeError, match=r"Received: .*='model.keras' of type str"):
+        function("model.keras")
+
+
+def test_a_loaded_plain_model_is_not_a_keras_scl_model(tmp_path):
+    _functional().save(tmp_path / "plain.keras")
+    with pytest.raises(ValueError, match="which has none"):
+        keras_scl.strip_scl(keras.saving.load_model(tmp_path / "plain.keras"))
