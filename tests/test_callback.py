@@ -144,3 +144,23 @@ def test_batch_logs_carry_sparsity_for_the_progress_bar():
 def test_rejects_invalid_batch_update_freq():
     with pytest.raises(ValueError, match=r"Received: batch_update_freq=0"):
         keras_scl.SCLCallback(batch_update_freq=0)
+
+
+def test_tensorboard_gets_sparsity_scalars_and_mask_histograms(tmp_path):
+    import glob
+
+    import tensorflow as tf
+
+    x, y = _data(128)
+    model = _pruned()
+    _compile(model, "adam")
+    model.fit(
+        x, y, epochs=2, verbose=0,
+        callbacks=[keras_scl.SCLCallback(), keras.callbacks.TensorBoard(str(tmp_path), histogram_freq=1)],
+    )
+    tags = set()
+    for path in glob.glob(str(tmp_path / "**" / "events.out.tfevents.*"), recursive=True):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_sparsity", "epoch_sparsity/hidden", "epoch_sparsity/out"} <= tags
+    assert any(tag.endswith("kernel_mask/histogram") for tag in tags)
