@@ -54,7 +54,8 @@ class LiveConnections(keras.regularizers.Regularizer):
                     "Expected `strength` to be a number or a scalar variable. "
                     f"Received: a variable of shape {tuple(strength.shape)}"
                 )
-            check_strength(float(strength.numpy()))
+            # Its value is not read here: wrappers create it while a model may
+            # be tracing (subclassed models build on first call).
             self.strength = strength  # adjustable during training (budget mode)
         else:
             self.strength = check_strength(strength)
