@@ -188,7 +188,7 @@ def plot_sparsity(model_or_rows, path, title=None):
         raise ImportError("plot_sparsity needs matplotlib: pip install matplotlib") from e
     rows = model_or_rows if isinstance(model_or_rows, list) else sparsity_report(model_or_rows)
     labels = [f"{r.layer}\n{r.weight}" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(rows)), 3.5))
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.4 * len(rows)), 3.8))
     bars = ax.bar(labels, [100 * r.sparsity for r in rows], color="tab:blue")
     for bar, r in zip(bars, rows):
         ax.annotate(
@@ -200,7 +200,7 @@ def plot_sparsity(model_or_rows, path, title=None):
         )
     ax.set_ylabel("sparsity (%)")
     ax.set_ylim(0, 105)
-    ax.set_title(title or f"global sparsity {global_sparsity(rows):.2%}")
+    ax.set_title(title or f"global sparsity {global_sparsity(rows):.2%}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
