@@ -21,6 +21,22 @@ def _copy_layer(layer):
     return clone
 
 
+def _clone(model, clone_function):
+    """`keras.models.clone_model`, returning an uncompiled model.
+
+    Keras compiles a clone with its source's compile config; a stripped model
+    would then carry the `SCLOptimizer`, and an unregistered optimizer would
+    not deserialize at all. The source's `compiled` flag is lowered for the
+    duration of the clone only.
+    """
+    compiled = getattr(model, "compiled", False)
+    model.compiled = False
+    try:
+        return keras.models.clone_model(model, clone_function=clone_function)
+    finally:
+        model.compiled = compiled
+
+
 def _is_model(obj):
     return isinstance(obj, keras.Model)
 
@@ -76,7 +92,8 @@ def prune_scl(to_prune, exclude=None, **wrapper_options):
             `initial_mask`.
 
     Returns:
-        An `SCLWrapper` for a layer, or a new model of the same kind.
+        An `SCLWrapper` for a layer, or a new, uncompiled model of the same
+        kind.
 
     Example:
 
@@ -98,7 +115,7 @@ def prune_scl(to_prune, exclude=None, **wrapper_options):
                 return SCLWrapper(copy, **wrapper_options)
             return copy
 
-        pruned = keras.models.clone_model(to_prune, clone_function=clone)
+        pruned = _clone(to_prune, clone)
         if not find_wrappers(pruned):
             raise ValueError(
                 "Expected a model with at least one layer of a supported type "
@@ -162,4 +179,4 @@ def strip_scl(model):
             return strip_scl(layer)
         return _copy_layer(layer)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    return _clone(model, clone)

@@ -216,3 +216,17 @@ def test_a_loaded_plain_model_is_not_a_keras_scl_model(tmp_path):
     _functional().save(tmp_path / "plain.keras")
     with pytest.raises(ValueError, match="which has none"):
         keras_scl.strip_scl(keras.saving.load_model(tmp_path / "plain.keras"))
+
+
+def test_stripped_model_is_uncompiled_and_carries_no_scl_optimizer():
+    class PrivateAdam(keras.optimizers.Adam):  # not registered: cannot be deserialized
+        pass
+
+    pruned = keras_scl.prune_scl(_sequential())
+    pruned.compile(optimizer=keras_scl.SCLOptimizer(PrivateAdam(1e-3)), loss="mse")
+    stripped = keras_scl.strip_scl(pruned)
+    assert not stripped.compiled
+    assert pruned.compiled and isinstance(pruned.optimizer, keras_scl.SCLOptimizer)
+    model = _functional()
+    model.compile(optimizer="adam", loss="mse")
+    assert not keras_scl.prune_scl(model).compiled and model.compiled
