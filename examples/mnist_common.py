@@ -5,6 +5,7 @@ harness (`benchmarks/run.py`) all train through `train_scl` and
 `train_dense` below, so the benchmark measures exactly what a user runs.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -204,3 +205,23 @@ def write_results(pruned, test, out_dir, name, history, timer, recipe):
     )
     print(f"SavedModel: {export_dir}\nsummary: {os.path.join(out_dir, name + '.json')}")
     return summary
+
+
+def run_example(argv, name, build_model, recipe, flat, description):
+    """The command line shared by the example scripts: train, strip, report."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    parser.add_argument("--out-dir", default=os.path.join("runs", name))
+    parser.add_argument("--mask-epochs", type=int, default=recipe.mask_epochs)
+    parser.add_argument("--finetune-epochs", type=int, default=recipe.finetune_epochs)
+    parser.add_argument("--strength", type=float, default=recipe.strength)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    keras.utils.set_random_seed(args.seed)
+    train, test = load_mnist(args.data_dir, flat=flat)
+    recipe = dataclasses.replace(
+        recipe, mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength
+    )
+    pruned, history, timer = train_scl(build_model(), train, recipe)
+    return write_results(pruned, test, args.out_dir, name, history, timer, recipe)

@@ -12,7 +12,6 @@ export follow `mnist_lenet300.py`; the per-layer table shows how SCL shares
 the sparsity between layers, which uniform magnitude pruning cannot do.
 """
 
-import argparse
 import os
 import sys
 
@@ -42,23 +41,9 @@ def build_model():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
-    parser.add_argument("--out-dir", default="runs/lenet5")
-    parser.add_argument("--mask-epochs", type=int, default=RECIPE.mask_epochs)
-    parser.add_argument("--finetune-epochs", type=int, default=RECIPE.finetune_epochs)
-    parser.add_argument("--strength", type=float, default=RECIPE.strength)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
-    keras.utils.set_random_seed(args.seed)
-    train, test = mnist_common.load_mnist(args.data_dir)
-    recipe = mnist_common.Recipe(
-        mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength,
-        initial_mask=RECIPE.initial_mask,
+    return mnist_common.run_example(
+        argv, "lenet5", build_model, RECIPE, flat=False, description=__doc__.splitlines()[0]
     )
-    pruned, history, timer = mnist_common.train_scl(build_model(), train, recipe)
-    return mnist_common.write_results(pruned, test, args.out_dir, "lenet5", history, timer, recipe)
 
 
 if __name__ == "__main__":
