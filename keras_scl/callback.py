@@ -10,6 +10,8 @@ from keras_scl import budget
 from keras_scl import report
 from keras_scl.optimizer import SCLOptimizer
 from keras_scl.registration import register
+from keras_scl.validation import check_int
+from keras_scl.validation import check_number
 from keras_scl.wrapper import find_wrappers
 
 
@@ -81,43 +83,21 @@ class SCLCallback(keras.callbacks.Callback):
                 "Expected `target_sparsity` to be a number in (0, 1). "
                 f"Received: target_sparsity={target_sparsity!r}"
             )
-        if target_flops is not None and (
-            isinstance(target_flops, bool)
-            or not isinstance(target_flops, (int, float))
-            or not math.isfinite(target_flops)
-            or target_flops <= 0
-        ):
-            raise ValueError(
-                f"Expected `target_flops` to be a finite number > 0. Received: target_flops={target_flops!r}"
-            )
+        if target_flops is not None:
+            check_number("target_flops", target_flops, minimum=0, strict=True)
         if (target_sparsity is not None or target_flops is not None) and freeze_masks_at_epoch is None:
             raise ValueError(
                 "Expected `freeze_masks_at_epoch` with a budget: the budget is met exactly when "
                 "the masks freeze. Received: freeze_masks_at_epoch=None"
             )
-        if isinstance(controller_freq, bool) or not isinstance(controller_freq, int) or controller_freq < 1:
-            raise ValueError(
-                f"Expected `controller_freq` to be an int >= 1. Received: controller_freq={controller_freq!r}"
-            )
+        check_int("freeze_masks_at_epoch", freeze_masks_at_epoch, minimum=0, allow_none=True)
+        check_int("batch_update_freq", batch_update_freq, minimum=1)
+        check_int("controller_freq", controller_freq, minimum=1)
         self.target_sparsity = target_sparsity
         self.target_flops = target_flops
         self.controller_freq = controller_freq
         self._controller = None
         self._frozen = False
-        if freeze_masks_at_epoch is not None and (
-            isinstance(freeze_masks_at_epoch, bool)
-            or not isinstance(freeze_masks_at_epoch, int)
-            or freeze_masks_at_epoch < 0
-        ):
-            raise ValueError(
-                "Expected `freeze_masks_at_epoch` to be an int >= 0 or None. "
-                f"Received: freeze_masks_at_epoch={freeze_masks_at_epoch!r}"
-            )
-        if isinstance(batch_update_freq, bool) or not isinstance(batch_update_freq, int) or batch_update_freq < 1:
-            raise ValueError(
-                "Expected `batch_update_freq` to be an int >= 1. "
-                f"Received: batch_update_freq={batch_update_freq!r}"
-            )
         self.freeze_masks_at_epoch = freeze_masks_at_epoch
         self.log_layer_sparsity = bool(log_layer_sparsity)
         self.batch_update_freq = batch_update_freq

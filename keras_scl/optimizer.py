@@ -6,6 +6,7 @@ from keras.src.utils import tracking
 
 from keras_scl import normalization
 from keras_scl.registration import register
+from keras_scl.validation import check_number
 from keras_scl.wrapper import mask_feature_axes
 
 
@@ -62,8 +63,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 f"Expected `norm` to be one of {normalization.NORMS} or None. "
                 f"Received: norm={norm!r}"
             )
-        if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not epsilon > 0:
-            raise ValueError(f"Expected `epsilon` to be a number > 0. Received: epsilon={epsilon!r}")
+        epsilon = check_number("epsilon", epsilon, minimum=0, strict=True)
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.mask_optimizer = mask_optimizer

@@ -1,26 +1,15 @@
 """The live-connection regularizer: `strength * sum(H(m))`."""
 
-import math
-
 import keras
 import tensorflow as tf
 
 from keras_scl import step
 from keras_scl.registration import register
+from keras_scl.validation import check_number
 
 
 def check_strength(strength):
-    if (
-        isinstance(strength, bool)
-        or not isinstance(strength, (int, float))
-        or not math.isfinite(strength)
-        or strength < 0
-    ):
-        raise ValueError(
-            "Expected `strength` to be a finite number >= 0. "
-            f"Received: strength={strength!r}"
-        )
-    return float(strength)
+    return check_number("strength", strength, minimum=0, strict=False)
 
 
 @register

@@ -6,12 +6,11 @@ shows that the proxy must be positive for the mask variables to converge, so
 every built-in proxy is positive and custom proxies are checked.
 """
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
 from keras_scl.registration import register
+from keras_scl.validation import check_number
 
 
 def heaviside(m):
@@ -21,18 +20,10 @@ def heaviside(m):
 
 
 def _check_positive_finite(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be a finite number > 0, because a "
-            "straight-through estimator's proxy gradient must be positive. "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+    return check_number(
+        name, value, minimum=0, strict=True,
+        reason=", because a straight-through estimator's proxy gradient must be positive",
+    )
 
 
 class StraightThroughEstimator:

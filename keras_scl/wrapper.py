@@ -1,7 +1,6 @@
 """`SCLWrapper`: a layer whose prunable weights are used as `w * H(m)`."""
 
 import contextlib
-import math
 
 import keras
 from keras import ops
@@ -11,6 +10,7 @@ from keras_scl import step
 from keras_scl.regularizer import LiveConnections
 from keras_scl.regularizer import check_strength
 from keras_scl.registration import register
+from keras_scl.validation import check_number
 
 DEFAULT_STRENGTH = 1e-5
 DEFAULT_INITIAL_MASK = 0.05
@@ -25,18 +25,10 @@ def mask_feature_axes(variable):
 
 
 def _check_initial_mask(initial_mask):
-    if (
-        isinstance(initial_mask, bool)
-        or not isinstance(initial_mask, (int, float))
-        or not math.isfinite(initial_mask)
-        or initial_mask <= 0
-    ):
-        raise ValueError(
-            "Expected `initial_mask` to be a finite number > 0, so that "
-            "training starts from the dense network. "
-            f"Received: initial_mask={initial_mask!r}"
-        )
-    return float(initial_mask)
+    return check_number(
+        "initial_mask", initial_mask, minimum=0, strict=True,
+        reason=", so that training starts from the dense network",
+    )
 
 
 def _unique_names(variables):
