@@ -2,8 +2,10 @@
 
 SCL learns *where* connections live; a budget says *how many*. During the
 mask phase a multiplicative controller scales the regularization factor of
-every wrapper by `(live cost / budget) ** gain` every few steps, so the
-network prunes harder while it is over budget and eases off under it. When
+every wrapper by `(live cost / scheduled budget) ** gain` every few steps,
+where the scheduled budget falls gradually from the dense cost to the
+target, so the network prunes harder while it is over the path and eases
+off under it. When
 the masks freeze, `project_to_budget` keeps the connections with the largest
 mask values that fit the budget, so the final model meets it to within one
 connection: the layer-wise allocation is still the learned one.
@@ -15,10 +17,31 @@ a connection costs the FLOPs it adds per example (see `report`).
 import numpy as np
 
 from keras_scl import report
+from keras_scl.validation import check_number
 from keras_scl.wrapper import find_wrappers
 
 # Projected masks are set this far on the right side of zero.
 _MARGIN = 1e-3
+
+
+def check_budget(target_sparsity, target_flops):
+    """Validates a budget as `prune_scl` and `SCLCallback` receive it."""
+    if target_sparsity is not None and target_flops is not None:
+        raise ValueError(
+            "Expected at most one of `target_sparsity` and `target_flops`. "
+            f"Received: target_sparsity={target_sparsity!r}, target_flops={target_flops!r}"
+        )
+    if target_sparsity is not None and (
+        isinstance(target_sparsity, bool)
+        or not isinstance(target_sparsity, (int, float))
+        or not 0 < target_sparsity < 1
+    ):
+        raise ValueError(
+            "Expected `target_sparsity` to be a number in (0, 1). "
+            f"Received: target_sparsity={target_sparsity!r}"
+        )
+    if target_flops is not None:
+        check_number("target_flops", target_flops, minimum=0, strict=True)
 
 
 def mask_costs(model):
@@ -54,17 +77,50 @@ def project_to_budget(values, costs, budget):
 
 
 class BudgetController:
-    """Adjusts the wrappers' regularization factors towards a budget.
+    """Steers the wrappers' regularization factors along a path to a budget.
+
+    The live cost should not drop to the budget at once: connections pruned
+    in a hurry are pruned before the task gradient has told the masks which
+    matter. So the controller follows a scheduled budget that falls from the
+    dense cost to the final budget along a cubic curve (the shape of gradual
+    magnitude pruning) over the first `ramp` fraction of the mask phase and
+    then holds. Every step it scales every wrapper's regularization factor
+    by `(live cost / scheduled budget) ** gain`, clipped to
+    `[min_step, max_step]`: over the path it prunes harder, under it it
+    eases off and the task gradient revives connections. It rises slowly
+    and falls fast, because the live cost lags the factor by hundreds of
+    steps (a mask has to travel to zero): a factor that kept rising until
+    the live cost caught up would overshoot the budget. The factors stay
+    within `[min_scale, max_scale]` times their initial values, which keeps
+    the controller from winding up while the live cost cannot follow (dead
+    inputs are pruned at once whatever the factor).
 
     Args:
         model: the wrapped model.
         target_sparsity: float in (0, 1), or `None`.
         target_flops: number > 0 (FLOPs per example of the prunable
             layers), or `None`. Exactly one of the two is set.
+        ramp: float in (0, 1]. Fraction of the mask phase over which the
+            scheduled budget falls to the final one.
         gain: float. Exponent of the multiplicative update.
+        max_step: float > 1. Largest rise of the factors in one step.
+        min_step: float in (0, 1). Largest fall, as a factor.
+        min_scale, max_scale: floats, the bounds of the factors relative to
+            their initial values.
     """
 
-    def __init__(self, model, target_sparsity=None, target_flops=None, gain=1.0):
+    def __init__(
+        self,
+        model,
+        target_sparsity=None,
+        target_flops=None,
+        ramp=0.6,
+        gain=4.0,
+        max_step=1.05,
+        min_step=0.5,
+        min_scale=1e-2,
+        max_scale=1e2,
+    ):
         self.wrappers = find_wrappers(model)
         if target_flops is None:
             pairs = [(m, 1.0) for w in self.wrappers for m in w.masks]
@@ -74,17 +130,27 @@ class BudgetController:
             self.budget = float(target_flops)
         self.masks = [m for m, _ in pairs]
         self.costs = [c for _, c in pairs]
-        self.gain = gain
+        self.dense_cost = float(sum(c * m.numpy().size for m, c in pairs))
+        self.ramp, self.gain, self.max_step, self.min_step = ramp, gain, max_step, min_step
+        self.min_scale, self.max_scale = min_scale, max_scale
+        self.initial = [float(w.strength_variable.numpy()) for w in self.wrappers]
+        self.scale = 1.0
 
     def live_cost(self):
         return float(sum(c * np.count_nonzero(m.numpy() > 0) for m, c in zip(self.masks, self.costs)))
 
-    def update(self):
+    def scheduled_budget(self, progress):
+        """The budget to be at when a `progress` fraction of the mask phase is done."""
+        left = 1.0 - min(max(progress, 0.0) / self.ramp, 1.0)
+        return self.budget + (self.dense_cost - self.budget) * left**3
+
+    def update(self, progress=1.0):
         """One controller step; returns the factor applied to the strengths."""
-        ratio = max(self.live_cost(), 1.0) / max(self.budget, 1.0)
-        factor = float(np.clip(ratio**self.gain, 0.5, 2.0))
-        for wrapper in self.wrappers:
-            wrapper.strength_variable.assign(wrapper.strength_variable * factor)
+        ratio = max(self.live_cost(), 1.0) / max(self.scheduled_budget(progress), 1.0)
+        factor = float(np.clip(ratio**self.gain, self.min_step, self.max_step))
+        self.scale = float(np.clip(self.scale * factor, self.min_scale, self.max_scale))
+        for wrapper, initial in zip(self.wrappers, self.initial):
+            wrapper.strength_variable.assign(initial * self.scale)
         return factor
 
     def project(self):

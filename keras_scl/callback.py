@@ -52,7 +52,11 @@ class SCLCallback(keras.callbacks.Callback):
             example, counted over Dense, EinsumDense and convolution layers
             (see `sparsity_report`). Defaults to `None`.
         controller_freq: int. Batches between two controller steps in budget
-            mode. Defaults to `50`.
+            mode. Defaults to `10`.
+        budget_ramp: float in (0, 1]. In budget mode, the fraction of the
+            mask phase over which the scheduled budget falls from dense to
+            the target (see `keras_scl.budget.BudgetController`). Defaults
+            to `0.6`.
 
     Example:
 
@@ -66,25 +70,11 @@ class SCLCallback(keras.callbacks.Callback):
         batch_update_freq=20,
         target_sparsity=None,
         target_flops=None,
-        controller_freq=50,
+        controller_freq=10,
+        budget_ramp=0.6,
     ):
         super().__init__()
-        if target_sparsity is not None and target_flops is not None:
-            raise ValueError(
-                "Expected at most one of `target_sparsity` and `target_flops`. "
-                f"Received: target_sparsity={target_sparsity!r}, target_flops={target_flops!r}"
-            )
-        if target_sparsity is not None and (
-            isinstance(target_sparsity, bool)
-            or not isinstance(target_sparsity, (int, float))
-            or not 0 < target_sparsity < 1
-        ):
-            raise ValueError(
-                "Expected `target_sparsity` to be a number in (0, 1). "
-                f"Received: target_sparsity={target_sparsity!r}"
-            )
-        if target_flops is not None:
-            check_number("target_flops", target_flops, minimum=0, strict=True)
+        budget.check_budget(target_sparsity, target_flops)
         if (target_sparsity is not None or target_flops is not None) and freeze_masks_at_epoch is None:
             raise ValueError(
                 "Expected `freeze_masks_at_epoch` with a budget: the budget is met exactly when "
@@ -93,9 +83,17 @@ class SCLCallback(keras.callbacks.Callback):
         check_int("freeze_masks_at_epoch", freeze_masks_at_epoch, minimum=0, allow_none=True)
         check_int("batch_update_freq", batch_update_freq, minimum=1)
         check_int("controller_freq", controller_freq, minimum=1)
+        check_number("budget_ramp", budget_ramp, minimum=0, strict=True)
+        if budget_ramp > 1:
+            raise ValueError(
+                "Expected `budget_ramp` in (0, 1]: a fraction of the mask phase. "
+                f"Received: budget_ramp={budget_ramp!r}"
+            )
         self.target_sparsity = target_sparsity
         self.target_flops = target_flops
         self.controller_freq = controller_freq
+        self.budget_ramp = float(budget_ramp)
+        self._epoch = 0
         self._controller = None
         self._frozen = False
         self.freeze_masks_at_epoch = freeze_masks_at_epoch
@@ -112,6 +110,7 @@ class SCLCallback(keras.callbacks.Callback):
             "target_sparsity": self.target_sparsity,
             "target_flops": self.target_flops,
             "controller_freq": self.controller_freq,
+            "budget_ramp": self.budget_ramp,
         }
 
     @classmethod
@@ -126,14 +125,29 @@ class SCLCallback(keras.callbacks.Callback):
                 f"Received: model {self.model.name!r} with none"
             )
         self._count_live = None  # built at the first batch: subclassed models build late
+        self._resolve_budget()
         self._ensure_scl_optimizer()
+
+    def _resolve_budget(self):
+        """The callback's budget, else the one given to `prune_scl`."""
+        sparsity, flops = self.target_sparsity, self.target_flops
+        if sparsity is None and flops is None:
+            sparsity, flops = getattr(self.model, "_scl_budget", (None, None))
+            if (sparsity is not None or flops is not None) and self.freeze_masks_at_epoch is None:
+                raise ValueError(
+                    "Expected `SCLCallback(freeze_masks_at_epoch=...)`: the model was pruned with a "
+                    f"budget (target_sparsity={sparsity!r}, target_flops={flops!r}), which is met "
+                    "exactly when the masks freeze. Received: freeze_masks_at_epoch=None"
+                )
+        self._target_sparsity, self._target_flops = sparsity, flops
 
     def _batch_level_sparsity(self):
         if self._count_live is None:
             masks = [m for w in self._wrappers for m in w.masks]
             self._total = sum(math.prod(m.shape) for m in masks)
             self._count_live = tf.function(
-                lambda: tf.add_n([tf.reduce_sum(tf.cast(m.value > 0, "int64")) for m in masks])
+                autograph=False,
+                func=lambda: tf.add_n([tf.reduce_sum(tf.cast(m.value > 0, "int64")) for m in masks])
             )
         return 1.0 - float(self._count_live()) / self._total
 
@@ -156,13 +170,17 @@ class SCLCallback(keras.callbacks.Callback):
             compile_config.config["optimizer"] = self.model.optimizer
 
     def _budget(self):
-        if self._controller is None and (self.target_sparsity is not None or self.target_flops is not None):
+        if self._controller is None and (self._target_sparsity is not None or self._target_flops is not None):
             self._controller = budget.BudgetController(
-                self.model, target_sparsity=self.target_sparsity, target_flops=self.target_flops
+                self.model,
+                target_sparsity=self._target_sparsity,
+                target_flops=self._target_flops,
+                ramp=self.budget_ramp,
             )
         return self._controller
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
         self._frozen = self.freeze_masks_at_epoch is not None and epoch >= self.freeze_masks_at_epoch
         if not self._frozen:
             return
@@ -177,11 +195,17 @@ class SCLCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._frozen and batch % self.controller_freq == 0 and self._budget() is not None:
-            self._budget().update()
+            self._budget().update(self._mask_phase_progress(batch))
         if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
             self._batch_sparsity = self._batch_level_sparsity()
         if logs is not None:
             logs["sparsity"] = self._batch_sparsity
+
+    def _mask_phase_progress(self, batch):
+        """Fraction of the mask phase done after `batch` of the current epoch."""
+        steps = (self.params or {}).get("steps")
+        within = (batch + 1) / steps if steps else 0.0
+        return (self._epoch + min(within, 1.0)) / self.freeze_masks_at_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         rows = report.mask_stats(self.model)
@@ -200,7 +224,7 @@ class SCLCallback(keras.callbacks.Callback):
         logs["sparsity"] = self._batch_sparsity
         if self._controller is not None:
             logs["scl_strength"] = self._controller.strength()
-            if self.target_flops is not None:
+            if self._target_flops is not None:
                 logs["sparse_flops"] = self._controller.live_cost()
         if self.log_layer_sparsity:
             for name, sparsity in per_layer.items():

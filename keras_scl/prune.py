@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_scl import budget
 from keras_scl import prunable
 from keras_scl.wrapper import SCLWrapper
 from keras_scl.wrapper import find_wrappers
@@ -72,7 +73,7 @@ def _excluded_predicate(exclude):
     return lambda layer: layer.name in names
 
 
-def prune_scl(to_prune, exclude=None, **wrapper_options):
+def prune_scl(to_prune, exclude=None, target_sparsity=None, target_flops=None, **wrapper_options):
     """Makes a layer or a model learn its own sparse connectivity.
 
     Like `tfmot.sparsity.keras.prune_low_magnitude`: a model is cloned and
@@ -88,6 +89,14 @@ def prune_scl(to_prune, exclude=None, **wrapper_options):
         exclude: Layers to leave dense: a layer name, a list of names, or a
             callable `layer -> bool`. Defaults to `None` (prune everything
             supported).
+        target_sparsity: float in (0, 1) or `None`. Budget mode for a
+            model: `SCLCallback` steers the training to this global
+            sparsity and meets it when the masks freeze (the same as
+            `SCLCallback(target_sparsity=...)`, which takes precedence).
+            The budget is a training setting: it is not saved with the
+            model. Defaults to `None` (SCL chooses the sparsity).
+        target_flops: number or `None`. The same with a budget of FLOPs per
+            example (see `sparsity_report`). Defaults to `None`.
         **wrapper_options: Passed to every `SCLWrapper`: `ste`, `strength`,
             `initial_mask`.
 
@@ -98,7 +107,15 @@ def prune_scl(to_prune, exclude=None, **wrapper_options):
     Example:
 
     >>> pruned = keras_scl.prune_scl(model, exclude=["classifier"])
+    >>> pruned = keras_scl.prune_scl(model, target_sparsity=0.95)
     """
+    budget.check_budget(target_sparsity, target_flops)
+    has_budget = target_sparsity is not None or target_flops is not None
+    if has_budget and not _is_model(to_prune):
+        raise ValueError(
+            "Expected a model with `target_sparsity` / `target_flops`: a budget is global. "
+            f"Received: to_prune of type {type(to_prune).__name__}"
+        )
     if _is_model(to_prune):
         _check_clonable(to_prune, "prune")
         is_excluded = _excluded_predicate(exclude)
@@ -123,6 +140,8 @@ def prune_scl(to_prune, exclude=None, **wrapper_options):
                 f"Received: model {to_prune.name!r} with layers "
                 f"{[layer.__class__.__name__ for layer in to_prune.layers]}"
             )
+        if has_budget:
+            pruned._scl_budget = (target_sparsity, target_flops)
         return pruned
     if isinstance(to_prune, SCLWrapper):
         return to_prune

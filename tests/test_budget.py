@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import keras_scl
+from keras_scl.budget import BudgetController
 from keras_scl.budget import project_to_budget
 
 
@@ -66,6 +67,65 @@ def test_target_sparsity_is_met_and_strength_adapts(target):
     assert history.history["scl_strength"][0] != pytest.approx(1e-4)
 
 
+def test_budget_given_to_prune_scl_is_met():
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(3)])
+    pruned = keras_scl.prune_scl(model, target_sparsity=0.8, strength=1e-4, initial_mask=0.05)
+    pruned.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pruned.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2)])
+    sparsity = keras_scl.global_sparsity(keras_scl.sparsity_report(keras_scl.strip_scl(pruned)))
+    assert abs(sparsity - 0.8) <= 0.003
+
+
+def test_budget_given_to_prune_scl_needs_a_freeze_epoch():
+    x, y = _data()
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(3)])
+    pruned = keras_scl.prune_scl(model, target_sparsity=0.5)
+    pruned.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(ValueError, match=r"pruned with a budget \(target_sparsity=0.5"):
+        pruned.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
+
+
+def test_budget_for_a_single_layer_is_refused():
+    with pytest.raises(ValueError, match="a budget is global"):
+        keras_scl.prune_scl(keras.layers.Dense(3), target_sparsity=0.5)
+
+
+def test_scheduled_budget_falls_from_dense_to_target_then_holds():
+    model = _model()
+    model.build((None, 20))
+    controller = BudgetController(model, target_sparsity=0.9, ramp=0.5)
+    total = 20 * 32 + 32 * 3
+    path = [controller.scheduled_budget(p) for p in np.linspace(0, 1, 21)]
+    assert path[0] == pytest.approx(total)
+    assert all(a >= b for a, b in zip(path, path[1:]))
+    # Reference: the cubic of gradual pruning, reaching the budget at half the phase.
+    assert path[5] == pytest.approx(0.1 * total + 0.9 * total * (1 - 0.25 / 0.5) ** 3)
+    assert path[10:] == pytest.approx([0.1 * total] * 11)
+
+
+def test_controller_factor_is_bounded_and_follows_the_sign_of_the_error():
+    # Rises by at most max_step, falls by at most min_step, stays in [min_scale, max_scale].
+    model = _model()
+    model.build((None, 20))
+    controller = BudgetController(
+        model, target_sparsity=0.9, ramp=0.5, max_step=1.05, min_step=0.8, min_scale=0.1, max_scale=10
+    )
+    initial = float(controller.wrappers[0].strength_variable.numpy())
+    # All masks are live (dense) at the end of the ramp: far over budget.
+    assert controller.update(progress=1.0) == pytest.approx(1.05)
+    for _ in range(200):
+        controller.update(progress=1.0)
+    assert float(controller.wrappers[0].strength_variable.numpy()) == pytest.approx(10 * initial)
+    for mask in controller.masks:
+        mask.assign(-np.ones(mask.shape, "float32"))  # nothing live: under budget
+    assert controller.update(progress=1.0) == pytest.approx(0.8)
+    for _ in range(200):
+        controller.update(progress=1.0)
+    assert float(controller.wrappers[0].strength_variable.numpy()) == pytest.approx(0.1 * initial)
+
+
 def test_target_flops_is_met():
     x, y = _data()
     model = _model()
@@ -86,8 +146,10 @@ def test_target_flops_is_met():
         (dict(target_flops=-5, freeze_masks_at_epoch=1), "Received: target_flops=-5"),
         (dict(target_sparsity=0.5, target_flops=10, freeze_masks_at_epoch=1), "at most one of"),
         (dict(controller_freq=0), "Received: controller_freq=0"),
+        (dict(budget_ramp=1.5), r"Expected `budget_ramp` in \(0, 1\]"),
+        (dict(budget_ramp=0), "Received: budget_ramp=0"),
     ],
-    ids=["no_freeze", "sparsity_one", "negative_flops", "both", "freq"],
+    ids=["no_freeze", "sparsity_one", "negative_flops", "both", "freq", "ramp_above_one", "ramp_zero"],
 )
 def test_budget_arguments_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):

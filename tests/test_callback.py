@@ -120,6 +120,7 @@ def test_config_round_trip():
         "target_sparsity": 0.9,
         "target_flops": None,
         "controller_freq": 11,
+        "budget_ramp": 0.5,
     }
     callback = keras_scl.SCLCallback(**config)
     assert callback.get_config() == config
