@@ -103,14 +103,17 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         axes = mask_feature_axes(variable)
         if grad is None or axes is None:
             return grad
-        grad = tf.debugging.check_numerics(
-            tf.convert_to_tensor(grad),
+        grad = tf.convert_to_tensor(grad)
+        message = (
             f"Non-finite gradient for mask variable {variable.path!r}; masks are not updated "
-            "with it. Lower the learning rate, or use a LossScaleOptimizer under float16",
+            "with it. Lower the learning rate, or use a LossScaleOptimizer under float16"
         )
         if self.norm is None:
-            return grad
-        return normalization.normalize_per_feature(grad, axes, self.norm, self.epsilon)
+            return tf.debugging.check_numerics(grad, message)
+        # A non-finite entry makes its feature's norm non-finite: checking
+        # the norms (one per feature) is as strict as checking the gradient.
+        norm = tf.debugging.check_numerics(normalization.feature_norm(grad, axes, self.norm), message)
+        return grad * tf.math.reciprocal(norm + self.epsilon)
 
     def _transform_all(self, grads, variables):
         masks = [
