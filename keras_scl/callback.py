@@ -23,9 +23,9 @@ class SCLCallback(keras.callbacks.Callback):
     `SCLOptimizer` (directly or inside a `LossScaleOptimizer`), it is wrapped
     in one, so `fit(..., callbacks=[SCLCallback()])` alone gives the whole
     method. `logs["sparsity"]` holds the global fraction of pruned
-    connections after every batch (shown in the progress bar; recounted every
-    `batch_update_freq` batches so it costs nothing measurable); after every
-    epoch it is exact, and
+    connections at every batch (shown in the progress bar; counted before
+    the batch, every `batch_update_freq` batches, so it costs nothing
+    measurable); after every epoch it is exact, and
     `logs["sparsity/<layer>"]` for each wrapped layer, so both reach
     `History`, `CSVLogger` and `TensorBoard`. A wrapped layer whose masks are
     all off (it disconnects the network) triggers a warning naming it.
@@ -193,18 +193,27 @@ class SCLCallback(keras.callbacks.Callback):
                 m.trainable = False
             self.model.make_train_function(force=True)
 
-    def on_train_batch_end(self, batch, logs=None):
+    # Keras runs batch-end hooks of async-safe callbacks in a worker thread,
+    # so the next step starts without waiting for the logs. The batch-end
+    # hook below only copies a number into the logs; everything that reads
+    # or changes variables runs at batch begin, between two steps, on the
+    # main thread, so training stays deterministic.
+    async_safe = True
+
+    def on_train_batch_begin(self, batch, logs=None):
         if not self._frozen and batch % self.controller_freq == 0 and self._budget() is not None:
             self._budget().update(self._mask_phase_progress(batch))
         if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
             self._batch_sparsity = self._batch_level_sparsity()
+
+    def on_train_batch_end(self, batch, logs=None):
         if logs is not None:
             logs["sparsity"] = self._batch_sparsity
 
     def _mask_phase_progress(self, batch):
-        """Fraction of the mask phase done after `batch` of the current epoch."""
+        """Fraction of the mask phase done before `batch` of the current epoch."""
         steps = (self.params or {}).get("steps")
-        within = (batch + 1) / steps if steps else 0.0
+        within = batch / steps if steps else 0.0
         return (self._epoch + min(within, 1.0)) / self.freeze_masks_at_epoch
 
     def on_epoch_end(self, epoch, logs=None):
