@@ -201,6 +201,10 @@ class SCLCallback(keras.callbacks.Callback):
     async_safe = True
 
     def on_train_batch_begin(self, batch, logs=None):
+        if not all(w.built for w in self._wrappers):
+            # A subclassed model builds its layers in its first step: nothing is pruned yet.
+            self._batch_sparsity = 0.0
+            return
         if not self._frozen and batch % self.controller_freq == 0 and self._budget() is not None:
             self._budget().update(self._mask_phase_progress(batch))
         if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
