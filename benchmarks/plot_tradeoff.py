@@ -3,7 +3,8 @@
     python benchmarks/plot_tradeoff.py
 
 Reads `results/<network>.json` (recipe runs, every seed) and, if present,
-`results/budget_<network>.json` (budget-mode runs at fixed targets), and
+`results/budget_<network>.json` (budget-mode runs at fixed targets, every
+seed), and
 draws keras_scl and tfmot test error against compression for each network
 into `results/tradeoff.png`.
 """
@@ -29,8 +30,8 @@ def points(network):
         with open(path) as f:
             for entry in json.load(f)["results"][network]["targets"].values():
                 for method, key in (("scl", "keras_scl"), ("tfmot", "tfmot")):
-                    if method in entry:
-                        pts[key].append((1 / (1 - entry[method]["sparsity"]), entry[method]["test_error_percent"]))
+                    for run in entry.get(method, {}).get("runs", [entry[method]] if method in entry else []):
+                        pts[key].append((1 / (1 - run["sparsity"]), run["test_error_percent"]))
     return pts
 
 

@@ -33,3 +33,25 @@ def test_quick_benchmark_writes_results(tmp_path):
     assert (tmp_path / "lenet300.png").stat().st_size > 0
     if "tfmot" in summary:
         assert summary["tfmot"]["sparsity"]["mean"] == pytest.approx(summary["scl"]["sparsity"]["mean"], abs=0.02)
+
+
+@pytest.mark.skipif(
+    DATA_DIR is None or not os.path.isdir(os.path.join(DATA_DIR, "mnist")),
+    reason="needs MNIST prepared by TFDS in $TFDS_DATA_DIR or ../shared/tfds",
+)
+def test_budget_benchmark_meets_its_target_and_aggregates_seeds(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import budget
+
+    budget.main([
+        "--network", "lenet300", "--targets", "0.9", "--seeds", "0", "1", "--mask-epochs", "1",
+        "--finetune-epochs", "1", "--no-tfmot", "--data-dir", DATA_DIR, "--out-dir", str(tmp_path),
+    ])
+    with open(tmp_path / "budget_lenet300.json") as f:
+        result = json.load(f)
+    entry = result["results"]["lenet300"]["targets"]["0.9"]["scl"]
+    assert result["seeds"] == [0, 1] and len(entry["runs"]) == 2
+    assert all(abs(r["sparsity"] - 0.9) <= 0.003 for r in entry["runs"])
+    errors = [r["test_error_percent"] for r in entry["runs"]]
+    assert entry["test_error_percent"] == pytest.approx(sum(errors) / 2)
+    assert 0.0 < entry["test_error_percent"] < 30.0
