@@ -31,15 +31,8 @@ def check_budget(target_sparsity, target_flops):
             "Expected at most one of `target_sparsity` and `target_flops`. "
             f"Received: target_sparsity={target_sparsity!r}, target_flops={target_flops!r}"
         )
-    if target_sparsity is not None and (
-        isinstance(target_sparsity, bool)
-        or not isinstance(target_sparsity, (int, float))
-        or not 0 < target_sparsity < 1
-    ):
-        raise ValueError(
-            "Expected `target_sparsity` to be a number in (0, 1). "
-            f"Received: target_sparsity={target_sparsity!r}"
-        )
+    if target_sparsity is not None:
+        check_number("target_sparsity", target_sparsity, minimum=0, strict=True, maximum=1, strict_maximum=True)
     if target_flops is not None:
         check_number("target_flops", target_flops, minimum=0, strict=True)
 

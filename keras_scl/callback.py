@@ -83,12 +83,7 @@ class SCLCallback(keras.callbacks.Callback):
         check_int("freeze_masks_at_epoch", freeze_masks_at_epoch, minimum=0, allow_none=True)
         check_int("batch_update_freq", batch_update_freq, minimum=1)
         check_int("controller_freq", controller_freq, minimum=1)
-        check_number("budget_ramp", budget_ramp, minimum=0, strict=True)
-        if budget_ramp > 1:
-            raise ValueError(
-                "Expected `budget_ramp` in (0, 1]: a fraction of the mask phase. "
-                f"Received: budget_ramp={budget_ramp!r}"
-            )
+        check_number("budget_ramp", budget_ramp, minimum=0, strict=True, maximum=1, reason=" (a fraction of the mask phase)")
         self.target_sparsity = target_sparsity
         self.target_flops = target_flops
         self.controller_freq = controller_freq

@@ -4,14 +4,17 @@
 import math
 
 
-def check_number(name, value, *, minimum, strict, reason=""):
-    """Returns `float(value)` if it is a finite real number above `minimum`.
+def check_number(name, value, *, minimum, strict, maximum=None, strict_maximum=False, reason=""):
+    """Returns `float(value)` if it is a finite real number within the bounds.
 
     Args:
         name: the argument's name, for the message.
         value: the value received.
-        minimum: the bound.
+        minimum: the lower bound.
         strict: whether `value` must exceed `minimum` (`>`) or may equal it (`>=`).
+        maximum: the upper bound, or `None` for none.
+        strict_maximum: whether `value` must stay below `maximum` (`<`) or
+            may equal it (`<=`).
         reason: optional clause explaining the bound, e.g. ", so that ...".
     """
     ok = (
@@ -19,9 +22,12 @@ def check_number(name, value, *, minimum, strict, reason=""):
         and isinstance(value, (int, float))
         and math.isfinite(value)
         and (value > minimum if strict else value >= minimum)
+        and (maximum is None or (value < maximum if strict_maximum else value <= maximum))
     )
     if not ok:
         bound = f"{'>' if strict else '>='} {minimum:g}"
+        if maximum is not None:
+            bound += f" and {'<' if strict_maximum else '<='} {maximum:g}"
         raise ValueError(f"Expected `{name}` to be a finite number {bound}{reason}. Received: {name}={value!r}")
     return float(value)
 

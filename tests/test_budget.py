@@ -142,11 +142,11 @@ def test_target_flops_is_met():
     "kwargs, message",
     [
         (dict(target_sparsity=0.9), "Expected `freeze_masks_at_epoch` with a budget"),
-        (dict(target_sparsity=1.0, freeze_masks_at_epoch=1), r"`target_sparsity` to be a number in \(0, 1\)"),
+        (dict(target_sparsity=1.0, freeze_masks_at_epoch=1), r"`target_sparsity` to be a finite number > 0 and < 1\. Received: target_sparsity=1\.0"),
         (dict(target_flops=-5, freeze_masks_at_epoch=1), "Received: target_flops=-5"),
         (dict(target_sparsity=0.5, target_flops=10, freeze_masks_at_epoch=1), "at most one of"),
         (dict(controller_freq=0), "Received: controller_freq=0"),
-        (dict(budget_ramp=1.5), r"Expected `budget_ramp` in \(0, 1\]"),
+        (dict(budget_ramp=1.5), r"`budget_ramp` to be a finite number > 0 and <= 1 \(a fraction of the mask phase\)\. Received: budget_ramp=1\.5"),
         (dict(budget_ramp=0), "Received: budget_ramp=0"),
     ],
     ids=["no_freeze", "sparsity_one", "negative_flops", "both", "freq", "ramp_above_one", "ramp_zero"],

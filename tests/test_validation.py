@@ -15,6 +15,18 @@ def test_check_number_returns_float_and_allows_bound_when_not_strict():
     assert isinstance(check_number("x", 3, minimum=0, strict=True), float)
 
 
+@pytest.mark.parametrize("value", [0, 1.0, 1.5], ids=str)
+def test_check_number_with_strict_maximum_rejects(value):
+    with pytest.raises(ValueError, match=r"Expected `p` to be a finite number > 0 and < 1\. Received: p="):
+        check_number("p", value, minimum=0, strict=True, maximum=1, strict_maximum=True)
+
+
+def test_check_number_allows_maximum_when_not_strict():
+    assert check_number("p", 1, minimum=0, strict=True, maximum=1) == 1.0
+    with pytest.raises(ValueError, match=r"> 0 and <= 1\. Received: p=1\.01"):
+        check_number("p", 1.01, minimum=0, strict=True, maximum=1)
+
+
 @pytest.mark.parametrize("value", [0, 1.0, True, "2"], ids=str)
 def test_check_int_rejects(value):
     with pytest.raises(ValueError, match=r"Expected `n` to be an int >= 1\. Received: n="):
