@@ -28,9 +28,15 @@ def feature_norm(grad, feature_axes, norm="rms"):
     raise ValueError(f"Expected `norm` to be one of {NORMS}. Received: norm={norm!r}")
 
 
-def normalize_per_feature(grad, feature_axes, norm="rms", epsilon=1e-12):
+def normalize_per_feature(grad, feature_axes, norm="rms", epsilon=1e-12, check_norms=None):
     """Divides `grad` by its per-feature norm (`epsilon` guards all-zero features).
 
     After this, every feature's gradient has norm 1 (or is all zero).
+    `check_norms`, if given, is applied to the norms before dividing (a
+    non-finite entry makes its feature's norm non-finite, so checking the
+    norms checks the gradient, at the cost of one value per feature).
     """
-    return grad * tf.math.reciprocal(feature_norm(grad, feature_axes, norm) + epsilon)
+    norms = feature_norm(grad, feature_axes, norm)
+    if check_norms is not None:
+        norms = check_norms(norms)
+    return grad * tf.math.reciprocal(norms + epsilon)

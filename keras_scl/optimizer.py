@@ -110,10 +110,9 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         )
         if self.norm is None:
             return tf.debugging.check_numerics(grad, message)
-        # A non-finite entry makes its feature's norm non-finite: checking
-        # the norms (one per feature) is as strict as checking the gradient.
-        norm = tf.debugging.check_numerics(normalization.feature_norm(grad, axes, self.norm), message)
-        return grad * tf.math.reciprocal(norm + self.epsilon)
+        return normalization.normalize_per_feature(
+            grad, axes, self.norm, self.epsilon, check_norms=lambda n: tf.debugging.check_numerics(n, message)
+        )
 
     def _transform_all(self, grads, variables):
         masks = [
