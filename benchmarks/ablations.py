@@ -2,7 +2,8 @@
 
     python benchmarks/ablations.py --data-dir ../shared/tfds
 
-Each variant trains with the LeNet-300-100 recipe of `examples/` and changes
+Each variant trains a freshly initialised network with the LeNet-300-100
+recipe for that (`mnist_lenet300.RECIPE_FROM_SCRATCH`) and changes
 one thing: the straight-through estimator (identity, leaky ReLU, softplus,
 and a deliberately non-positive proxy), or the mask-gradient normalisation
 (on / off) with Adam or SGD with momentum as the mask optimizer, or where
@@ -116,7 +117,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    recipe = mnist_lenet300.RECIPE
+    recipe = mnist_lenet300.RECIPE_FROM_SCRATCH
     limits = {}
     if args.quick:
         recipe = dataclasses.replace(recipe, mask_epochs=1, finetune_epochs=1)

@@ -5,7 +5,8 @@
 For each network and each target sparsity (90 %, 95 %, 98 % by default),
 keras_scl trains with `SCLCallback(target_sparsity=...)` and tfmot
 `prune_low_magnitude` with a polynomial decay to the same target, both with
-the network's recipe (`--mask-epochs` / `--finetune-epochs` override it for
+the network's recipe for a freshly initialised network
+(`RECIPE_FROM_SCRATCH`; `--mask-epochs` / `--finetune-epochs` override it for
 both methods alike), once per `--seeds` entry. Sparsity is counted on the
 final weights. Writes `<out-dir>/budget_<networks>.json` with every run and
 the mean and spread over seeds.
@@ -76,7 +77,7 @@ def main(argv=None):
     for network in args.network:
         module, flat = NETWORKS[network]
         overrides = {k: v for k, v in (("mask_epochs", args.mask_epochs), ("finetune_epochs", args.finetune_epochs)) if v}
-        recipe = dataclasses.replace(module.RECIPE, **overrides)
+        recipe = dataclasses.replace(module.RECIPE_FROM_SCRATCH, **overrides)
         train, test = mnist_common.load_mnist(args.data_dir, flat=flat)
         results[network] = {"recipe": dataclasses.asdict(recipe), "targets": {}}
         for target in args.targets:

@@ -2,11 +2,12 @@
 
     python benchmarks/plot_tradeoff.py
 
-Reads `results/<network>.json` (recipe runs, every seed) and, if present,
-`results/budget_<network>.json` (budget-mode runs at fixed targets, every
-seed), and
-draws keras_scl and tfmot test error against compression for each network
-into `results/tradeoff.png`.
+Reads, where present, `results/<network>.json` (the recipe, pruning the
+trained dense network, every seed), `results/<network>_from_scratch.json`
+(pruning from a fresh initialisation) and `results/budget_<network>.json`
+(budget mode at fixed targets, from a fresh initialisation), and draws
+keras_scl and tfmot test error against compression for each network into
+`results/tradeoff.png`.
 """
 
 import json
@@ -16,20 +17,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
 
+# (series label, marker, filled)
+SERIES = (
+    ("dense", "s", True),
+    ("keras_scl, prunes the trained network", "o", True),
+    ("tfmot, prunes the trained network", "^", True),
+    ("keras_scl, from scratch", "o", False),
+    ("tfmot, from scratch", "^", False),
+)
+
+
 def points(network):
-    pts = {"keras_scl": [], "tfmot": [], "dense": []}
-    path = os.path.join(RESULTS, f"{network}.json")
-    if os.path.exists(path):
+    pts = {label: [] for label, _, _ in SERIES}
+    for suffix, start in (("", "prunes the trained network"), ("_from_scratch", "from scratch")):
+        path = os.path.join(RESULTS, f"{network}{suffix}.json")
+        if not os.path.exists(path):
+            continue
         with open(path) as f:
             for run in json.load(f)["runs"]:
-                for method, key in (("scl", "keras_scl"), ("tfmot", "tfmot"), ("dense", "dense")):
-                    if method in run:
+                for method, key in (("scl", f"keras_scl, {start}"), ("tfmot", f"tfmot, {start}"), ("dense", "dense")):
+                    if method in run and (method != "dense" or not suffix):
                         pts[key].append((run[method]["compression"], 100 * (1 - run[method]["test_accuracy"])))
     path = os.path.join(RESULTS, f"budget_{network}.json")
     if os.path.exists(path):
         with open(path) as f:
             for entry in json.load(f)["results"][network]["targets"].values():
-                for method, key in (("scl", "keras_scl"), ("tfmot", "tfmot")):
+                for method, key in (("scl", "keras_scl, from scratch"), ("tfmot", "tfmot, from scratch")):
                     for run in entry.get(method, {}).get("runs", [entry[method]] if method in entry else []):
                         pts[key].append((1 / (1 - run["sparsity"]), run["test_error_percent"]))
     return pts
@@ -41,13 +54,15 @@ def main():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    networks = [n for n in ("lenet300", "lenet5") if os.path.exists(os.path.join(RESULTS, f"{n}.json"))]
+    networks = [n for n in ("lenet300", "lenet5") if any(points(n).values())]
     fig, axes = plt.subplots(1, len(networks), figsize=(5 * len(networks), 3.6), squeeze=False)
     for ax, network in zip(axes[0], networks):
-        for label, marker in (("dense", "s"), ("keras_scl", "o"), ("tfmot", "^")):
-            pts = points(network)[label]
-            if pts:
-                ax.scatter(*zip(*pts), marker=marker, label=label if label != "tfmot" else "tfmot prune_low_magnitude")
+        series = points(network)
+        for i, (label, marker, filled) in enumerate(SERIES):
+            if series[label]:
+                color = f"C{i % 3}" if i < 3 else f"C{i - 2}"
+                style = dict(color=color) if filled else dict(facecolors="none", edgecolors=color)
+                ax.scatter(*zip(*series[label]), marker=marker, label=label, **style)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("compression (total / live weights)")

@@ -6,10 +6,12 @@
 For every network and seed it runs, one after the other in this process
 (tfmot in a child process, see `tfmot_baseline.py`):
 1. the dense network with the recipe's optimizer, schedule, batch and epochs;
-2. keras_scl with the recipe of the example script (`examples/`);
-3. tfmot `prune_low_magnitude`, polynomial decay to the sparsity keras_scl
-   reached with that seed, same epoch budget (skipped, and said so in the
-   JSON, when `tensorflow-model-optimization` is not installed).
+2. keras_scl with the recipe of the example script (`examples/`), pruning
+   the trained dense network of step 1 (`Recipe.prune_trained`);
+3. tfmot `prune_low_magnitude` on the same trained dense network,
+   polynomial decay to the sparsity keras_scl reached with that seed, same
+   epoch budget (skipped, and said so in the JSON, when
+   `tensorflow-model-optimization` is not installed).
 Sparsity and FLOPs are counted from the final weights (exact zeros) of the
 stripped models, with the same code for all three methods. Results go to
 `<out-dir>/<network>.json` and a sparsity-vs-error plot `<network>.png`.
@@ -48,7 +50,22 @@ def tfmot_available():
     return all(importlib.util.find_spec(m) for m in ("tensorflow_model_optimization", "tf_keras"))
 
 
-def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit):
+# Weights cross the process boundary as an .npz keyed "<layer name>/<index>".
+def _save_weights(model, path):
+    np.savez(path, **{f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())})
+
+
+def _load_weights(model, path):
+    weights = np.load(path)
+    for layer in model.layers:
+        values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
+        if values:
+            layer.set_weights(values)
+    return model
+
+
+def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit, start=None):
+    """tfmot in a child process; `start` is the model whose weights it prunes."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "weights.npz")
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -68,16 +85,14 @@ def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit):
             cmd.append(f"--data-dir={data_dir}")
         if train_limit:
             cmd.append(f"--train-limit={train_limit}")
+        if start is not None:
+            _save_weights(start, os.path.join(tmp, "start.npz"))
+            cmd.append(f"--init={os.path.join(tmp, 'start.npz')}")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"tfmot baseline failed:\n{proc.stderr[-3000:]}")
         timing = json.loads(proc.stdout.strip().splitlines()[-1])
-        weights = np.load(out)
-        model = NETWORKS[network][0].build_model()
-        for layer in model.layers:
-            values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
-            if values:
-                layer.set_weights(values)
+        model = _load_weights(NETWORKS[network][0].build_model(), out)
     return model, timing["seconds_per_epoch"]
 
 
@@ -90,8 +105,12 @@ def one_seed(network, seed, recipe, data, data_dir, train_limit, with_tfmot, ver
     dense, _, timer = mnist_common.train_dense(module.build_model(), train, recipe, verbose=verbose)
     record["dense"] = dict(mnist_common.summarize(dense, test), seconds_per_epoch=timer.seconds)
 
+    # With `prune_trained` both pruning methods start from the trained dense model.
+    start = dense if recipe.prune_trained else None
     keras.utils.set_random_seed(seed)
-    pruned, history, timer = mnist_common.train_scl(module.build_model(), train, recipe, verbose=verbose)
+    pruned, history, timer = mnist_common.train_scl(
+        module.build_model() if start is None else start, train, recipe, verbose=verbose
+    )
     stripped = keras_scl.strip_scl(pruned)
     record["scl"] = dict(
         mnist_common.summarize(stripped, test),
@@ -101,7 +120,7 @@ def one_seed(network, seed, recipe, data, data_dir, train_limit, with_tfmot, ver
 
     if with_tfmot:
         target = round(record["scl"]["sparsity"], 4)
-        model, seconds = run_tfmot(network, recipe, target, seed, data_dir, train_limit)
+        model, seconds = run_tfmot(network, recipe, target, seed, data_dir, train_limit, start)
         record["tfmot"] = dict(mnist_common.summarize(model, test), seconds_per_epoch=seconds, target_sparsity=target)
     return record
 
@@ -185,18 +204,24 @@ def main(argv=None):
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     parser.add_argument("--quick", action="store_true", help="1+1 epochs on 6000 images, one seed")
     parser.add_argument("--no-tfmot", action="store_true")
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="prune freshly initialised networks (RECIPE_FROM_SCRATCH); results go to <network>_from_scratch.json",
+    )
     parser.add_argument("--verbose", type=int, default=2)
     parser.add_argument("--resummarize", action="store_true", help="recompute the summaries of existing JSON results from their runs")
     args = parser.parse_args(argv)
+    suffix = "_from_scratch" if args.from_scratch else ""
     if args.resummarize:
         for network in args.network:
-            path = os.path.join(args.out_dir, f"{network}.json")
+            path = os.path.join(args.out_dir, f"{network}{suffix}.json")
             with open(path) as f:
                 result = json.load(f)
             result["summary"] = aggregate(result["runs"], result["recipe"]["mask_epochs"])
             with open(path, "w") as f:
                 json.dump(result, f, indent=2)
-            plot(network, result["runs"], os.path.join(args.out_dir, f"{network}.png"))
+            plot(network, result["runs"], os.path.join(args.out_dir, f"{network}{suffix}.png"))
         return None
 
     seeds = args.seeds[:1] if args.quick else args.seeds
@@ -206,7 +231,8 @@ def main(argv=None):
     results = {}
     for network in args.network:
         module, flat = NETWORKS[network]
-        recipe = dataclasses.replace(module.RECIPE, **limits.get("recipe", {}))
+        base = module.RECIPE_FROM_SCRATCH if args.from_scratch else module.RECIPE
+        recipe = dataclasses.replace(base, **limits.get("recipe", {}))
         data = mnist_common.load_mnist(
             args.data_dir, flat=flat, train_limit=limits.get("train_limit"), test_limit=limits.get("test_limit")
         )
@@ -226,9 +252,9 @@ def main(argv=None):
             "summary": aggregate(records, recipe.mask_epochs),
             "runs": records,
         }
-        with open(os.path.join(args.out_dir, f"{network}.json"), "w") as f:
+        with open(os.path.join(args.out_dir, f"{network}{suffix}.json"), "w") as f:
             json.dump(result, f, indent=2)
-        plot(network, records, os.path.join(args.out_dir, f"{network}.png"))
+        plot(network, records, os.path.join(args.out_dir, f"{network}{suffix}.png"))
         results[network] = result
         print(json.dumps({k: {m: {q: round(v["mean"], 4) for q, v in s.items() if isinstance(v, dict) and "mean" in v} for m, s in result["summary"].items()} for k in [network]}, indent=1))
     return results

@@ -3,7 +3,8 @@
 The TF Model Optimization Toolkit runs on Keras 2 only, so this script runs
 with `TF_USE_LEGACY_KERAS=1` and `tf-keras` installed (`pip install -e
 ".[bench]"`); keras_scl is never imported here. It trains the same network
-with the same optimizer, schedule, batch size and epoch budget as keras_scl,
+(from the weights in `--init`, the trained dense model, when given) with
+the same optimizer, schedule, batch size and epoch budget as keras_scl,
 pruning with a polynomial decay to a uniform target sparsity over the mask
 phase (then fine-tuning at that sparsity), and writes the stripped kernels
 to an `.npz` file plus a JSON line with the epoch times.
@@ -71,6 +72,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--init", default=None, help="path of an .npz of weights to start from (the trained dense model)")
     p.add_argument("--out", required=True, help="path of the .npz of stripped weights")
     a = p.parse_args()
 
@@ -94,7 +96,14 @@ def main():
         end_step=max(first - 1, 1),
         frequency=max(steps // 5, 1),
     )
-    model = tfmot.sparsity.keras.prune_low_magnitude(build(a.network), pruning_schedule=pruning)
+    start = build(a.network)
+    if a.init:
+        weights = np.load(a.init)
+        for layer in start.layers:
+            values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
+            if values:
+                layer.set_weights(values)
+    model = tfmot.sparsity.keras.prune_low_magnitude(start, pruning_schedule=pruning)
     model.compile(
         optimizer=keras2.optimizers.Adam(schedule),
         loss=keras2.losses.SparseCategoricalCrossentropy(from_logits=True),

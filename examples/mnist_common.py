@@ -52,12 +52,15 @@ def load_mnist(data_dir=None, flat=False, train_limit=None, test_limit=None):
 class Recipe:
     """How a network is trained, with SCL or densely.
 
+    The dense network trains first, for `mask_epochs + finetune_epochs`
+    epochs. With `prune_trained` (the default) SCL then prunes that trained
+    network, as pruning is usually done (and as tfmot's guide does it);
+    without it SCL starts from a fresh initialisation instead.
     SCL trains in two phases inside one `model.fit`: for `mask_epochs` the
     masks and weights learn together; then `SCLCallback` freezes the masks
     and the weights fine-tune for `finetune_epochs`. The learning rate
-    follows a cosine decay in each phase (restarting at the fine-tune).
-    A dense baseline trains for the same total number of epochs with the
-    same optimizer and schedule.
+    follows a cosine decay in each phase (restarting at the fine-tune); the
+    dense training uses the same optimizer, schedule and batch.
     """
 
     mask_epochs: int = 15
@@ -66,6 +69,7 @@ class Recipe:
     batch_size: int = 128
     strength: float = 3e-5
     initial_mask: float = 0.2
+    prune_trained: bool = True
 
     @property
     def epochs(self):
@@ -176,7 +180,7 @@ def summarize(model, test):
     }
 
 
-def write_results(pruned, test, out_dir, name, history, timer, recipe):
+def write_results(pruned, test, out_dir, name, history, timer, recipe, dense_error=None):
     """Strips, prints the per-layer table, exports, and writes JSON and PNG.
 
     Returns:
@@ -191,6 +195,7 @@ def write_results(pruned, test, out_dir, name, history, timer, recipe):
     summary.update(
         network=name,
         recipe=dataclasses.asdict(recipe),
+        dense_test_error_percent=dense_error,
         seconds_per_epoch=float(np.mean(timer.seconds)),
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
     )
@@ -207,21 +212,38 @@ def write_results(pruned, test, out_dir, name, history, timer, recipe):
     return summary
 
 
-def run_example(argv, name, build_model, recipe, flat, description):
-    """The command line shared by the example scripts: train, strip, report."""
+def run_example(argv, name, build_model, recipe, scratch_recipe, flat, description):
+    """The command line shared by the example scripts: train, strip, report.
+
+    `recipe` prunes the trained dense network; `scratch_recipe` (chosen by
+    `--from-scratch`) prunes a freshly initialised one.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--out-dir", default=os.path.join("runs", name))
-    parser.add_argument("--mask-epochs", type=int, default=recipe.mask_epochs)
-    parser.add_argument("--finetune-epochs", type=int, default=recipe.finetune_epochs)
-    parser.add_argument("--strength", type=float, default=recipe.strength)
+    parser.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="prune a freshly initialised network (with its own recipe) instead of the trained dense one",
+    )
+    parser.add_argument("--mask-epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--strength", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(args.seed)
     train, test = load_mnist(args.data_dir, flat=flat)
-    recipe = dataclasses.replace(
-        recipe, mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength
-    )
-    pruned, history, timer = train_scl(build_model(), train, recipe)
-    return write_results(pruned, test, args.out_dir, name, history, timer, recipe)
+    if args.from_scratch:
+        recipe = scratch_recipe
+    overrides = dict(mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs, strength=args.strength)
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+    model = build_model()
+    dense_error = None
+    if recipe.prune_trained:
+        print(f"Training the dense network for {recipe.epochs} epochs")
+        model, _, _ = train_dense(model, train, recipe)
+        dense_error = 100 * (1 - test_accuracy(model, test))
+        print(f"dense test error {dense_error:.2f}%\nPruning it with SCL")
+    pruned, history, timer = train_scl(model, train, recipe)
+    return write_results(pruned, test, args.out_dir, name, history, timer, recipe, dense_error)

@@ -55,3 +55,18 @@ def test_budget_benchmark_meets_its_target_and_aggregates_seeds(tmp_path):
     errors = [r["test_error_percent"] for r in entry["runs"]]
     assert entry["test_error_percent"] == pytest.approx(sum(errors) / 2)
     assert 0.0 < entry["test_error_percent"] < 30.0
+
+
+def test_weights_handed_to_the_tfmot_process_round_trip(tmp_path):
+    """The trained dense model reaches tfmot's process with the same weights."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import numpy as np
+    import run
+
+    for network, (module, flat) in run.NETWORKS.items():
+        source = module.build_model()
+        path = str(tmp_path / f"{network}.npz")
+        run._save_weights(source, path)
+        copy = run._load_weights(module.build_model(), path)
+        x = np.random.default_rng(0).random((8, 784) if flat else (8, 28, 28, 1)).astype("float32")
+        np.testing.assert_array_equal(copy.predict(x, verbose=0), source.predict(x, verbose=0))

@@ -25,6 +25,9 @@ def test_example_trains_strips_exports_and_reports(name, tmp_path):
         ["--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--mask-epochs", "1", "--finetune-epochs", "1"]
     )
     assert summary["test_accuracy"] > 0.8
+    # The recipe prunes the trained dense network; its error is reported.
+    assert summary["recipe"]["prune_trained"] is True
+    assert 0.0 < summary["dense_test_error_percent"] < 20.0
     assert 0.0 <= summary["sparsity"] < 1.0
     with open(tmp_path / f"{name}.json") as f:
         assert json.load(f)["network"] == name
