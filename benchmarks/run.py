@@ -85,6 +85,8 @@ def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit, sta
             cmd.append(f"--data-dir={data_dir}")
         if train_limit:
             cmd.append(f"--train-limit={train_limit}")
+        if recipe.jit_compile:
+            cmd.append("--jit-compile")
         if start is not None:
             _save_weights(start, os.path.join(tmp, "start.npz"))
             cmd.append(f"--init={os.path.join(tmp, 'start.npz')}")

@@ -72,6 +72,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--jit-compile", action="store_true", help="compile the train step with XLA")
     p.add_argument("--init", default=None, help="path of an .npz of weights to start from (the trained dense model)")
     p.add_argument("--out", required=True, help="path of the .npz of stripped weights")
     a = p.parse_args()
@@ -108,6 +109,7 @@ def main():
         optimizer=keras2.optimizers.Adam(schedule),
         loss=keras2.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        jit_compile=a.jit_compile,
     )
     timer = Timer()
     model.fit(

@@ -61,6 +61,8 @@ class Recipe:
     and the weights fine-tune for `finetune_epochs`. The learning rate
     follows a cosine decay in each phase (restarting at the fine-tune); the
     dense training uses the same optimizer, schedule and batch.
+    `jit_compile` is passed to `model.compile` for every method (Keras 3
+    turns XLA on by itself on GPUs, not on CPUs).
     """
 
     mask_epochs: int = 15
@@ -70,6 +72,7 @@ class Recipe:
     strength: float = 3e-5
     initial_mask: float = 0.2
     prune_trained: bool = True
+    jit_compile: bool = False
 
     @property
     def epochs(self):
@@ -120,6 +123,7 @@ def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), callback_opti
         optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(recipe.schedule(_steps(x, recipe)))),
         loss=LOSS,
         metrics=["accuracy"],
+        jit_compile=recipe.jit_compile,
     )
     timer = EpochTimer()
     history = pruned.fit(
@@ -144,6 +148,7 @@ def train_dense(model, train, recipe, verbose=1):
         optimizer=keras.optimizers.Adam(recipe.schedule(_steps(x, recipe))),
         loss=LOSS,
         metrics=["accuracy"],
+        jit_compile=recipe.jit_compile,
     )
     timer = EpochTimer()
     history = model.fit(
