@@ -17,18 +17,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 
 
-# (series label, marker, filled)
+# (series label, marker, colour, filled): one colour per method, hollow for from scratch
 SERIES = (
-    ("dense", "s", True),
-    ("keras_scl, prunes the trained network", "o", True),
-    ("tfmot, prunes the trained network", "^", True),
-    ("keras_scl, from scratch", "o", False),
-    ("tfmot, from scratch", "^", False),
+    ("dense", "s", "C0", True),
+    ("keras_scl, prunes the trained network", "o", "C1", True),
+    ("tfmot, prunes the trained network", "^", "C2", True),
+    ("keras_scl, from scratch", "o", "C1", False),
+    ("tfmot, from scratch", "^", "C2", False),
 )
 
 
 def points(network):
-    pts = {label: [] for label, _, _ in SERIES}
+    pts = {series[0]: [] for series in SERIES}
     for suffix, start in (("", "prunes the trained network"), ("_from_scratch", "from scratch")):
         path = os.path.join(RESULTS, f"{network}{suffix}.json")
         if not os.path.exists(path):
@@ -58,9 +58,8 @@ def main():
     fig, axes = plt.subplots(1, len(networks), figsize=(5 * len(networks), 3.6), squeeze=False)
     for ax, network in zip(axes[0], networks):
         series = points(network)
-        for i, (label, marker, filled) in enumerate(SERIES):
+        for label, marker, color, filled in SERIES:
             if series[label]:
-                color = f"C{i % 3}" if i < 3 else f"C{i - 2}"
                 style = dict(color=color) if filled else dict(facecolors="none", edgecolors=color)
                 ax.scatter(*zip(*series[label]), marker=marker, label=label, **style)
         ax.set_xscale("log")
