@@ -36,6 +36,7 @@ import keras  # noqa: E402
 import mnist_common  # noqa: E402
 import mnist_lenet5  # noqa: E402
 import mnist_lenet300  # noqa: E402
+import weights_npz  # noqa: E402
 
 import keras_scl  # noqa: E402
 
@@ -48,20 +49,6 @@ QUICK = dict(train_limit=6000, test_limit=2000, recipe=dict(mask_epochs=1, finet
 
 def tfmot_available():
     return all(importlib.util.find_spec(m) for m in ("tensorflow_model_optimization", "tf_keras"))
-
-
-# Weights cross the process boundary as an .npz keyed "<layer name>/<index>".
-def _save_weights(model, path):
-    np.savez(path, **{f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())})
-
-
-def _load_weights(model, path):
-    weights = np.load(path)
-    for layer in model.layers:
-        values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
-        if values:
-            layer.set_weights(values)
-    return model
 
 
 def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit, start=None):
@@ -88,13 +75,13 @@ def run_tfmot(network, recipe, target_sparsity, seed, data_dir, train_limit, sta
         if recipe.jit_compile:
             cmd.append("--jit-compile")
         if start is not None:
-            _save_weights(start, os.path.join(tmp, "start.npz"))
+            weights_npz.save(start, os.path.join(tmp, "start.npz"))
             cmd.append(f"--init={os.path.join(tmp, 'start.npz')}")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"tfmot baseline failed:\n{proc.stderr[-3000:]}")
         timing = json.loads(proc.stdout.strip().splitlines()[-1])
-        model = _load_weights(NETWORKS[network][0].build_model(), out)
+        model = weights_npz.load(NETWORKS[network][0].build_model(), out)
     return model, timing["seconds_per_epoch"]
 
 

@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
+import weights_npz  # noqa: E402
 
 keras2 = tf.keras
 
@@ -99,11 +100,7 @@ def main():
     )
     start = build(a.network)
     if a.init:
-        weights = np.load(a.init)
-        for layer in start.layers:
-            values = [weights[f"{layer.name}/{i}"] for i in range(len(layer.weights))]
-            if values:
-                layer.set_weights(values)
+        weights_npz.load(start, a.init)
     model = tfmot.sparsity.keras.prune_low_magnitude(start, pruning_schedule=pruning)
     model.compile(
         optimizer=keras2.optimizers.Adam(schedule),
@@ -121,10 +118,7 @@ def main():
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), timer],
     )
     stripped = tfmot.sparsity.keras.strip_pruning(model)
-    np.savez(
-        a.out,
-        **{f"{layer.name}/{i}": w for layer in stripped.layers for i, w in enumerate(layer.get_weights())},
-    )
+    weights_npz.save(stripped, a.out)
     print(json.dumps({"seconds_per_epoch": timer.seconds}))
 
 

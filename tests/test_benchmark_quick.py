@@ -62,11 +62,12 @@ def test_weights_handed_to_the_tfmot_process_round_trip(tmp_path):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import numpy as np
     import run
+    import weights_npz
 
     for network, (module, flat) in run.NETWORKS.items():
         source = module.build_model()
         path = str(tmp_path / f"{network}.npz")
-        run._save_weights(source, path)
-        copy = run._load_weights(module.build_model(), path)
+        weights_npz.save(source, path)
+        copy = weights_npz.load(module.build_model(), path)
         x = np.random.default_rng(0).random((8, 784) if flat else (8, 28, 28, 1)).astype("float32")
         np.testing.assert_array_equal(copy.predict(x, verbose=0), source.predict(x, verbose=0))

@@ -21,6 +21,17 @@ def _pruned(strength=1e-3):
     return keras_scl.prune_scl(model, strength=strength, initial_mask=0.05)
 
 
+class MaskSnapshot(keras.callbacks.Callback):
+    """Copies of every mask at the end of each epoch, in `masks[epoch]`."""
+
+    def __init__(self):
+        super().__init__()
+        self.masks = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.masks[epoch] = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
+
+
 def _compile(model, optimizer):
     model.compile(
         optimizer=optimizer,
@@ -74,15 +85,11 @@ def test_freeze_masks_at_epoch_stops_mask_updates():
     x, y = _data()
     model = _pruned()
     _compile(model, keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)))
-    masks = {}
-
-    class Snapshot(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            masks[epoch] = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
-
+    snapshot = MaskSnapshot()
     history = model.fit(
-        x, y, batch_size=32, epochs=4, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2), Snapshot()]
+        x, y, batch_size=32, epochs=4, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2), snapshot]
     )
+    masks = snapshot.masks
     assert not np.array_equal(masks[0][0], masks[1][0])
     for a, b in zip(masks[1], masks[3]):
         np.testing.assert_array_equal(a, b)

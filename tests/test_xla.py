@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import keras_scl
+from test_callback import MaskSnapshot
 from test_callback import _data
 from test_callback import _pruned
 
@@ -22,21 +23,16 @@ def _fit(jit_compile, **callback_options):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
-    masks = {}
-
-    class Snapshot(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            masks[epoch] = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
-
+    snapshot = MaskSnapshot()
     history = model.fit(
         x,
         y,
         batch_size=32,
         epochs=4,
         verbose=0,
-        callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2, **callback_options), Snapshot()],
+        callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2, **callback_options), snapshot],
     )
-    return model, history, masks
+    return model, history, snapshot.masks
 
 
 def test_xla_learns_the_same_connectivity_as_graph_mode():
