@@ -7,9 +7,11 @@ keras_scl trains with `SCLCallback(target_sparsity=...)` and tfmot
 `prune_low_magnitude` with a polynomial decay to the same target, both with
 the network's recipe for a freshly initialised network
 (`RECIPE_FROM_SCRATCH`; `--mask-epochs` / `--finetune-epochs` override it for
-both methods alike), once per `--seeds` entry. Sparsity is counted on the
-final weights. Writes `<out-dir>/budget_<networks>.json` with every run and
-the mean and spread over seeds.
+both methods alike), once per `--seeds` entry. With `--prune-trained` both
+methods instead prune the network's dense baseline, trained first with the
+network's `RECIPE` (the protocol of `run.py`). Sparsity is counted on the
+final weights. Writes `<out-dir>/budget_<networks>[_trained].json` with every
+run and the mean and spread over seeds.
 """
 
 import argparse
@@ -39,10 +41,14 @@ def describe(summary, target):
     }
 
 
-def run_scl(module, recipe, train, test, target, seed):
+def run_scl(module, recipe, train, test, target, seed, start=None):
     keras.utils.set_random_seed(seed)
     pruned, history, _ = mnist_common.train_scl(
-        module.build_model(), train, recipe, verbose=0, callback_options={"target_sparsity": target}
+        module.build_model() if start is None else start,
+        train,
+        recipe,
+        verbose=0,
+        callback_options={"target_sparsity": target},
     )
     result = describe(mnist_common.summarize(keras_scl.strip_scl(pruned), test), target)
     result["final_strength"] = float(history.history["scl_strength"][-1])
@@ -71,27 +77,37 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     parser.add_argument("--no-tfmot", action="store_true")
+    parser.add_argument("--prune-trained", action="store_true", help="prune the trained dense baseline (RECIPE)")
     args = parser.parse_args(argv)
     with_tfmot = not args.no_tfmot and run.tfmot_available()
     results = {}
     for network in args.network:
         module, flat = NETWORKS[network]
         overrides = {k: v for k, v in (("mask_epochs", args.mask_epochs), ("finetune_epochs", args.finetune_epochs)) if v}
-        recipe = dataclasses.replace(module.RECIPE_FROM_SCRATCH, **overrides)
+        base = module.RECIPE if args.prune_trained else module.RECIPE_FROM_SCRATCH
+        recipe = dataclasses.replace(base, **overrides)
         train, test = mnist_common.load_mnist(args.data_dir, flat=flat)
         results[network] = {"recipe": dataclasses.asdict(recipe), "targets": {}}
+        starts = {}
+        if recipe.prune_trained:
+            for seed in args.seeds:
+                keras.utils.set_random_seed(seed)
+                starts[seed] = mnist_common.train_dense(module.build_model(), train, recipe, verbose=0)[0]
+            results[network]["dense_error_percent"] = [
+                100 * (1 - mnist_common.test_accuracy(starts[seed], test)) for seed in args.seeds
+            ]
         for target in args.targets:
             runs = {"scl": [], "tfmot": []}
             for seed in args.seeds:
-                runs["scl"].append(run_scl(module, recipe, train, test, target, seed))
+                runs["scl"].append(run_scl(module, recipe, train, test, target, seed, starts.get(seed)))
                 if with_tfmot:
-                    model, _ = run.run_tfmot(network, recipe, target, seed, args.data_dir, None)
+                    model, _ = run.run_tfmot(network, recipe, target, seed, args.data_dir, None, starts.get(seed))
                     runs["tfmot"].append(describe(mnist_common.summarize(model, test), target))
             entry = {method: aggregate(rs) for method, rs in runs.items() if rs}
             results[network]["targets"][str(target)] = entry
             print(network, target, json.dumps({m: {k: round(v, 4) for k, v in e.items() if isinstance(v, float)} for m, e in entry.items()}), flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
-    name = "budget_" + "_".join(args.network) + ".json"
+    name = "budget_" + "_".join(args.network) + ("_trained" if args.prune_trained else "") + ".json"
     with open(os.path.join(args.out_dir, name), "w") as f:
         json.dump({"command": "python benchmarks/budget.py " + " ".join(argv or sys.argv[1:]), "seeds": args.seeds, "results": results}, f, indent=2)
 
