@@ -139,9 +139,17 @@ class BudgetController:
 
     def update(self, progress=1.0):
         """One controller step; returns the factor applied to the strengths."""
-        ratio = max(self.live_cost(), 1.0) / max(self.scheduled_budget(progress), 1.0)
+        live = self.live_cost()
+        ratio = max(live, 1.0) / max(self.scheduled_budget(progress), 1.0)
         factor = float(np.clip(ratio**self.gain, self.min_step, self.max_step))
-        self.scale = float(np.clip(self.scale * factor, self.min_scale, self.max_scale))
+        # Anti-windup: while the live cost is over the final budget, the
+        # factors do not ease off below their initial values. A network that
+        # is under the path there prunes connections no task gradient holds
+        # up (a trained network sheds them in its first epoch); a weaker
+        # factor cannot bring those back, and winding it down would only
+        # leave it a long way to climb when the path catches up.
+        floor = 1.0 if live > self.budget else self.min_scale
+        self.scale = float(np.clip(self.scale * factor, min(floor, self.scale), self.max_scale))
         for wrapper, initial in zip(self.wrappers, self.initial):
             wrapper.strength_variable.assign(initial * self.scale)
         return factor
