@@ -80,7 +80,9 @@ class BudgetController:
     then holds. Every step it scales every wrapper's regularization factor
     by `(live cost / scheduled budget) ** gain`, clipped to
     `[min_step, max_step]`: over the path it prunes harder, under it it
-    eases off and the task gradient revives connections. It rises slowly
+    eases off and the task gradient revives connections, but not below the
+    initial factors while the live cost is still over the final budget
+    (anti-windup; see `update`). It rises slowly
     and falls fast, because the live cost lags the factor by hundreds of
     steps (a mask has to travel to zero): a factor that kept rising until
     the live cost caught up would overshoot the budget. The factors stay

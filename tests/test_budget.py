@@ -126,6 +126,32 @@ def test_controller_factor_is_bounded_and_follows_the_sign_of_the_error():
     assert float(controller.wrappers[0].strength_variable.numpy()) == pytest.approx(0.1 * initial)
 
 
+def _set_live_fraction(controller, fraction):
+    """Makes the first `fraction` of every mask's entries live, the rest pruned."""
+    for mask in controller.masks:
+        flat = -np.ones(int(np.prod(mask.shape)), "float32")
+        flat[: int(round(fraction * flat.size))] = 1.0
+        mask.assign(flat.reshape(mask.shape))
+
+
+def test_controller_does_not_wind_down_while_over_the_final_budget():
+    # Under the path (early in the ramp) but over the final budget: the
+    # factor asks to ease off, and the strengths stay at their initial values.
+    model = _model()
+    model.build((None, 20))
+    controller = BudgetController(model, target_sparsity=0.9, ramp=1.0, min_step=0.8, min_scale=0.1)
+    initial = float(controller.wrappers[0].strength_variable.numpy())
+    _set_live_fraction(controller, 0.5)  # 50 % live: under the path at progress 0, over the 10 % budget
+    for _ in range(50):
+        assert controller.update(progress=0.0) == pytest.approx(0.8)
+    assert float(controller.wrappers[0].strength_variable.numpy()) == pytest.approx(initial)
+    # Under the final budget the strengths ease off, down to min_scale.
+    _set_live_fraction(controller, 0.05)
+    for _ in range(50):
+        controller.update(progress=1.0)
+    assert float(controller.wrappers[0].strength_variable.numpy()) == pytest.approx(0.1 * initial)
+
+
 def test_target_flops_is_met():
     x, y = _data()
     model = _model()
