@@ -39,16 +39,21 @@ def test_quick_benchmark_writes_results(tmp_path):
     DATA_DIR is None or not os.path.isdir(os.path.join(DATA_DIR, "mnist")),
     reason="needs MNIST prepared by TFDS in $TFDS_DATA_DIR or ../shared/tfds",
 )
-def test_budget_benchmark_meets_its_target_and_aggregates_seeds(tmp_path):
+@pytest.mark.parametrize("prune_trained", [False, True])
+def test_budget_benchmark_meets_its_target_and_aggregates_seeds(tmp_path, prune_trained):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import budget
 
     budget.main([
         "--network", "lenet300", "--targets", "0.9", "--seeds", "0", "1", "--mask-epochs", "1",
         "--finetune-epochs", "1", "--no-tfmot", "--data-dir", DATA_DIR, "--out-dir", str(tmp_path),
+        *(["--prune-trained"] if prune_trained else []),
     ])
-    with open(tmp_path / "budget_lenet300.json") as f:
+    with open(tmp_path / ("budget_lenet300_trained.json" if prune_trained else "budget_lenet300.json")) as f:
         result = json.load(f)
+    assert result["results"]["lenet300"]["recipe"]["prune_trained"] == prune_trained
+    if prune_trained:
+        assert all(0.0 < e < 10.0 for e in result["results"]["lenet300"]["dense_error_percent"])
     entry = result["results"]["lenet300"]["targets"]["0.9"]["scl"]
     assert result["seeds"] == [0, 1] and len(entry["runs"]) == 2
     assert all(abs(r["sparsity"] - 0.9) <= 0.003 for r in entry["runs"])
