@@ -140,7 +140,11 @@ class BudgetController:
         return self.budget + (self.dense_cost - self.budget) * left**3
 
     def update(self, progress=1.0):
-        """One controller step; returns the factor applied to the strengths."""
+        """One controller step; returns the factor the live cost asks for.
+
+        The strengths are scaled by it, except where the anti-windup floor
+        below stops them from easing off.
+        """
         live = self.live_cost()
         ratio = max(live, 1.0) / max(self.scheduled_budget(progress), 1.0)
         factor = float(np.clip(ratio**self.gain, self.min_step, self.max_step))
