@@ -172,7 +172,21 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         return self.inner_optimizer.scale_loss(loss)
 
     def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
+        """With `use_ema`, overwrites the weights (never the masks) with their averages.
+
+        Masks keep the values training left them with: an average of mask
+        values is not a connectivity the weights were trained for. The
+        averages are paired with the variables the optimizers were built
+        with, which need not be `var_list` (frozen masks leave it).
+        """
+        for optimizer in (self.inner_optimizer, self.mask_optimizer):
+            if optimizer is None or not optimizer.use_ema:
+                continue
+            for variable, average in zip(
+                optimizer._trainable_variables, optimizer._model_variables_moving_average
+            ):
+                if average is not None and mask_feature_axes(variable) is None:
+                    variable.assign(average)
 
     def get_config(self):
         return {

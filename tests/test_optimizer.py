@@ -147,3 +147,37 @@ def test_non_finite_loss_during_fit_stops_training_before_masks_change():
         model.fit(x, y, epochs=1, verbose=0)
     for mask, old in zip([m for layer in model.layers for m in layer.masks], before):
         np.testing.assert_array_equal(mask.numpy(), old)
+
+
+def test_ema_overwrites_weights_with_their_average_and_leaves_masks_as_trained():
+    # Reference: the moving average computed here from the kernel after every
+    # step (Keras copies the variable at the first step, then averages).
+    keras.utils.set_random_seed(0)
+    model = keras_scl.prune_scl(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), initial_mask=0.05)
+    wrapper = model.layers[0]
+    kernel, mask = wrapper.masked_weights[0]
+    model.compile(
+        optimizer=keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5)),
+        loss="mse",
+    )
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append((kernel.numpy(), mask.numpy()))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype("float32")
+    y = rng.standard_normal((32, 2)).astype("float32")
+    # The masks freeze after the first epoch, so they leave the trainable variables.
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0,
+        callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=1), Record()],
+    )
+    average = seen[0][0]
+    for value, _ in seen[1:]:
+        average = 0.5 * average + 0.5 * value
+    np.testing.assert_allclose(kernel.numpy(), average, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(kernel.numpy(), seen[-1][0])
+    np.testing.assert_array_equal(mask.numpy(), seen[-1][1])
+    assert not np.array_equal(seen[0][1], seen[3][1])  # the masks did train in the first epoch
