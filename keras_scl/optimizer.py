@@ -21,7 +21,8 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     Mask gradients of different features are otherwise very unbalanced.
     Gradients of all other variables pass through untouched. The result goes
     to `inner_optimizer`, which holds all optimizer state; mask variables are
-    excluded from its weight decay.
+    excluded from its weight decay. With `use_ema`, the weights (never the
+    masks) are overwritten with their moving averages at the end of `fit`.
 
     Args:
         inner_optimizer: `keras.optimizers.Optimizer`. The optimizer doing
@@ -57,6 +58,15 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 raise TypeError(
                     f"Expected `{arg}` to be a keras.optimizers.Optimizer other than "
                     f"SCLOptimizer. Received: {arg}={value!r}"
+                )
+        for arg, value in (("inner_optimizer", inner_optimizer), ("mask_optimizer", mask_optimizer)):
+            if value is not None and value.use_ema and value.ema_overwrite_frequency:
+                raise ValueError(
+                    f"Expected `{arg}` with `ema_overwrite_frequency=None`: overwriting the "
+                    "variables with their averages during training would overwrite the masks, "
+                    "whose average is not a connectivity the weights were trained for (with "
+                    "`use_ema`, the weights alone take their averages at the end of `fit`). "
+                    f"Received: ema_overwrite_frequency={value.ema_overwrite_frequency!r}"
                 )
         if norm is not None and norm not in normalization.NORMS:
             raise ValueError(

@@ -96,6 +96,14 @@ def test_rejects_double_wrapping():
         keras_scl.SCLOptimizer(keras_scl.SCLOptimizer(keras.optimizers.SGD()))
 
 
+@pytest.mark.parametrize("arg", ["inner_optimizer", "mask_optimizer"])
+def test_rejects_ema_overwrite_during_training(arg):
+    ema = keras.optimizers.SGD(use_ema=True, ema_overwrite_frequency=10)
+    kwargs = {"inner_optimizer": keras.optimizers.SGD(), arg: ema}
+    with pytest.raises(ValueError, match=f"Expected `{arg}` with `ema_overwrite_frequency=None`.*Received: ema_overwrite_frequency=10"):
+        keras_scl.SCLOptimizer(**kwargs)
+
+
 def test_rejects_unknown_norm():
     with pytest.raises(ValueError, match="Received: norm='max'"):
         keras_scl.SCLOptimizer(keras.optimizers.SGD(), norm="max")
