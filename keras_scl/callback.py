@@ -15,6 +15,26 @@ from keras_scl.validation import check_number
 from keras_scl.wrapper import find_wrappers
 
 
+def _check_loss_keeps_regularizers(model):
+    """Refuses models known to leave the live-connection regularizer out of the loss.
+
+    `keras.distillation.Distiller.compute_loss` adds the student and
+    distillation losses only, not the models' `losses`, so the masks of an
+    SCL student would get no pruning pressure and nothing would be pruned,
+    silently.
+    """
+    distiller = getattr(getattr(keras, "distillation", None), "Distiller", None)
+    if distiller is None or not isinstance(model, distiller):
+        return
+    if type(model).compute_loss is distiller.compute_loss:
+        raise ValueError(
+            "Expected a model whose loss includes the live-connection regularizer. Received: "
+            f"a keras.distillation.Distiller ({model.name!r}), whose `compute_loss` leaves out "
+            "the student's `losses`, so nothing would be pruned. Subclass it and return "
+            "`super().compute_loss(...) + keras.ops.sum(self.student.losses)` from `compute_loss`."
+        )
+
+
 @register
 class SCLCallback(keras.callbacks.Callback):
     """Runs SCL inside `model.fit` and writes sparsity into the logs.
@@ -119,6 +139,7 @@ class SCLCallback(keras.callbacks.Callback):
                 "Expected a model containing SCLWrapper layers (see keras_scl.prune_scl). "
                 f"Received: model {self.model.name!r} with none"
             )
+        _check_loss_keeps_regularizers(self.model)
         self._count_live = None  # built at the first batch: subclassed models build late
         self._resolve_budget()
         self._ensure_scl_optimizer()

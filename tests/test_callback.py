@@ -113,6 +113,38 @@ def test_model_without_wrappers_is_a_clear_error():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
 
 
+def _distill(distiller_cls, strength):
+    x, y = _data(256)
+    teacher = keras.Sequential([keras.Input((20,)), keras.layers.Dense(3)])
+    student = _pruned(strength=strength)
+    distiller = distiller_cls(
+        teacher=teacher, student=student, distillation_losses=keras.distillation.LogitsDistillation(temperature=2.0)
+    )
+    distiller.compile(
+        optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    distiller.fit(x, y, epochs=2, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    return keras_scl.report.global_sparsity(keras_scl.report.mask_stats(student))
+
+
+class _DistillerWithRegularizers(keras.distillation.Distiller):
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        return loss + keras.ops.sum(self.student.losses)
+
+
+def test_distiller_that_drops_the_regularizer_is_a_clear_error():
+    with pytest.raises(ValueError, match="keras.distillation.Distiller .* leaves out the student's `losses`"):
+        _distill(keras.distillation.Distiller, strength=1e-2)
+
+
+def test_distiller_that_adds_the_student_losses_prunes():
+    # The workaround the error names: the regularizer is back in the loss,
+    # so a stronger factor prunes more.
+    assert _distill(_DistillerWithRegularizers, strength=3e-3) > _distill(_DistillerWithRegularizers, strength=0.0) + 0.2
+
+
 @pytest.mark.parametrize("epoch", [-1, 1.5, True], ids=["negative", "float", "bool"])
 def test_rejects_invalid_freeze_epoch(epoch):
     with pytest.raises(ValueError, match=r"Received: freeze_masks_at_epoch="):
