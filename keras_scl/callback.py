@@ -116,6 +116,7 @@ class SCLCallback(keras.callbacks.Callback):
         self.batch_update_freq = batch_update_freq
         self._collapsed = set()
         self._batch_sparsity = None
+        self._ticks = {}
 
     def get_config(self):
         return {
@@ -197,6 +198,7 @@ class SCLCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._ticks = {}
         self._frozen = self.freeze_masks_at_epoch is not None and epoch >= self.freeze_masks_at_epoch
         if not self._frozen:
             return
@@ -221,10 +223,22 @@ class SCLCallback(keras.callbacks.Callback):
             # A subclassed model builds its layers in its first step: nothing is pruned yet.
             self._batch_sparsity = 0.0
             return
-        if not self._frozen and batch % self.controller_freq == 0 and self._budget() is not None:
+        if not self._frozen and self._due("controller", batch, self.controller_freq) and self._budget() is not None:
             self._budget().update(self._mask_phase_progress(batch))
-        if self._batch_sparsity is None or batch % self.batch_update_freq == 0:
+        if self._due("sparsity", batch, self.batch_update_freq) or self._batch_sparsity is None:
             self._batch_sparsity = self._batch_level_sparsity()
+
+    def _due(self, name, batch, freq):
+        """Whether `batch` starts a new period of `freq` batches since the last call.
+
+        With `steps_per_execution` > 1 Keras calls the batch hooks only every
+        that many batches, so the test is a period crossed, not `batch % freq == 0`.
+        """
+        tick = batch // freq
+        if self._ticks.get(name) == tick:
+            return False
+        self._ticks[name] = tick
+        return True
 
     def on_train_batch_end(self, batch, logs=None):
         if logs is not None:

@@ -67,6 +67,30 @@ def test_target_sparsity_is_met_and_strength_adapts(target):
     assert history.history["scl_strength"][0] != pytest.approx(1e-4)
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_controller_steps_every_controller_freq_batches_whatever_steps_per_execution(steps_per_execution, monkeypatch):
+    # 16 batches per epoch, controller_freq=5: periods start at batches 0,
+    # 5, 10, 15, so 4 updates per epoch of the mask phase. With 4 steps per
+    # execution the hooks see batches 0, 4, 8, 12: periods are crossed at
+    # 0, 8, 12 (5 and 15 fall inside executions), and `batch % 5 == 0`
+    # would have fired at batch 0 only.
+    calls = []
+    original = BudgetController.update
+    monkeypatch.setattr(BudgetController, "update", lambda self, progress=1.0: calls.append(progress) or original(self, progress))
+    x, y = _data()
+    model = _model()
+    model.compile(
+        optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=steps_per_execution,
+    )
+    model.fit(
+        x, y, batch_size=32, epochs=3, verbose=0,
+        callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2, target_sparsity=0.9, controller_freq=5)],
+    )
+    assert len(calls) == (2 * 4 if steps_per_execution == 1 else 2 * 3)
+
+
 def test_budget_given_to_prune_scl_is_met():
     x, y = _data()
     keras.utils.set_random_seed(0)
