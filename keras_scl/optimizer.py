@@ -187,15 +187,17 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         Masks keep the values training left them with: an average of mask
         values is not a connectivity the weights were trained for. The
         averages are paired with the variables the optimizers were built
-        with, which need not be `var_list` (frozen masks leave it).
+        with, which need not be `var_list` (frozen masks leave it); only
+        variables in `var_list` are overwritten.
         """
+        wanted = {id(v) for v in var_list}
         for optimizer in (self.inner_optimizer, self.mask_optimizer):
             if optimizer is None or not optimizer.use_ema:
                 continue
             for variable, average in zip(
                 optimizer._trainable_variables, optimizer._model_variables_moving_average
             ):
-                if average is not None and mask_feature_axes(variable) is None:
+                if average is not None and mask_feature_axes(variable) is None and id(variable) in wanted:
                     variable.assign(average)
 
     def get_config(self):

@@ -189,3 +189,21 @@ def test_ema_overwrites_weights_with_their_average_and_leaves_masks_as_trained()
     assert not np.allclose(kernel.numpy(), seen[-1][0])
     np.testing.assert_array_equal(mask.numpy(), seen[-1][1])
     assert not np.array_equal(seen[0][1], seen[3][1])  # the masks did train in the first epoch
+
+
+def test_ema_finalize_overwrites_only_the_variables_it_is_given():
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3), initial_mask=1.0)
+    wrapper(np.ones((2, 4), "float32"))
+    kernel, mask = wrapper.masked_weights[0]
+    bias = wrapper.layer.bias
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5))
+    for _ in range(2):
+        optimizer.apply_gradients(
+            [(tf.ones((4, 3)), kernel), (tf.ones((3,)), bias), (tf.ones((4, 3)), mask)]
+        )
+    kernel_before, mask_before = kernel.numpy(), mask.numpy()
+    # SGD from 0 with gradient 1: the bias is -0.1 then -0.2; its average 0.5 * (-0.1) + 0.5 * (-0.2).
+    optimizer.finalize_variable_values([bias])
+    np.testing.assert_allclose(bias.numpy(), np.full(3, -0.15), rtol=1e-6)
+    np.testing.assert_array_equal(kernel.numpy(), kernel_before)
+    np.testing.assert_array_equal(mask.numpy(), mask_before)
