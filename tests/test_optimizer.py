@@ -207,3 +207,20 @@ def test_ema_finalize_overwrites_only_the_variables_it_is_given():
     np.testing.assert_allclose(bias.numpy(), np.full(3, -0.15), rtol=1e-6)
     np.testing.assert_array_equal(kernel.numpy(), kernel_before)
     np.testing.assert_array_equal(mask.numpy(), mask_before)
+
+
+def test_gradient_accumulation_averages_per_micro_batch_normalised_mask_gradients():
+    # The semantics the README states: each micro-batch's mask gradient is
+    # normalised, then Keras averages the accumulated ones at the update.
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3, use_bias=False), initial_mask=1.0)
+    wrapper(np.ones((2, 4), "float32"))
+    kernel, mask = wrapper.masked_weights[0]
+    rng = np.random.default_rng(0)
+    g1, g2 = (rng.standard_normal((4, 3)).astype("float32") for _ in range(2))
+    m0 = mask.numpy()
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1, gradient_accumulation_steps=2))
+    optimizer.apply_gradients([(tf.zeros((4, 3)), kernel), (tf.constant(g1), mask)])
+    np.testing.assert_array_equal(mask.numpy(), m0)  # accumulating, no update yet
+    optimizer.apply_gradients([(tf.zeros((4, 3)), kernel), (tf.constant(g2), mask)])
+    expected = m0 - 0.1 * (_numpy_normalized(g1, (0,)) + _numpy_normalized(g2, (0,))) / 2
+    np.testing.assert_allclose(mask.numpy(), expected, rtol=1e-5)
