@@ -41,7 +41,7 @@ def _data():
     return x, (x[:, :4] @ rng.standard_normal((4, 3))).argmax(axis=1)
 
 
-def _model():
+def _model(**compile_options):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((20,)), keras.layers.Dense(32, activation="relu", name="hidden"), keras.layers.Dense(3, name="out")]
@@ -50,6 +50,7 @@ def _model():
     pruned.compile(
         optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        **compile_options,
     )
     return pruned
 
@@ -78,12 +79,7 @@ def test_controller_steps_every_controller_freq_batches_whatever_steps_per_execu
     original = BudgetController.update
     monkeypatch.setattr(BudgetController, "update", lambda self, progress=1.0: calls.append(progress) or original(self, progress))
     x, y = _data()
-    model = _model()
-    model.compile(
-        optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        steps_per_execution=steps_per_execution,
-    )
+    model = _model(steps_per_execution=steps_per_execution)
     model.fit(
         x, y, batch_size=32, epochs=3, verbose=0,
         callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=2, target_sparsity=0.9, controller_freq=5)],
