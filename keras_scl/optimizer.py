@@ -59,8 +59,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                     f"Expected `{arg}` to be a keras.optimizers.Optimizer other than "
                     f"SCLOptimizer. Received: {arg}={value!r}"
                 )
-        for arg, value in (("inner_optimizer", inner_optimizer), ("mask_optimizer", mask_optimizer)):
-            if value is not None and value.use_ema and value.ema_overwrite_frequency:
+            if value.use_ema and value.ema_overwrite_frequency:
                 raise ValueError(
                     f"Expected `{arg}` with `ema_overwrite_frequency=None`: overwriting the "
                     "variables with their averages during training would overwrite the masks, "
