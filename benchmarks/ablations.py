@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 import keras  # noqa: E402
 import mnist_common  # noqa: E402
 import mnist_lenet300  # noqa: E402
+import provenance  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_scl  # noqa: E402
@@ -131,7 +132,7 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, "ablations.json"), "w") as f:
         json.dump(
             {
-                "command": "python benchmarks/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                **provenance.header("ablations.py", argv),
                 "recipe": dataclasses.asdict(recipe),
                 "seed": args.seed,
                 "quick": args.quick,

@@ -26,6 +26,7 @@ import keras_scl
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+import provenance  # noqa: E402
 from test_applications import _transformer_encoder  # noqa: E402
 
 MODELS = {
@@ -88,7 +89,7 @@ def main(argv=None):
         print(name, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in results[name].items()}), flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "architectures.json"), "w") as f:
-        json.dump({"command": "python benchmarks/architectures.py " + " ".join(argv or sys.argv[1:]), "models": results}, f, indent=2)
+        json.dump({**provenance.header("architectures.py", argv), "models": results}, f, indent=2)
 
 
 if __name__ == "__main__":

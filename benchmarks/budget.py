@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import provenance  # noqa: E402
 import run  # noqa: E402
 from run import NETWORKS  # noqa: E402
 from run import mnist_common  # noqa: E402
@@ -109,7 +110,7 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     name = "budget_" + "_".join(args.network) + ("_trained" if args.prune_trained else "") + ".json"
     with open(os.path.join(args.out_dir, name), "w") as f:
-        json.dump({"command": "python benchmarks/budget.py " + " ".join(argv or sys.argv[1:]), "seeds": args.seeds, "results": results}, f, indent=2)
+        json.dump({**provenance.header("budget.py", argv), "seeds": args.seeds, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 import keras  # noqa: E402
 import mnist_common  # noqa: E402
 import mnist_lenet300  # noqa: E402
+import provenance  # noqa: E402
 
 import keras_scl  # noqa: E402
 from keras_scl import wrapper  # noqa: E402
@@ -68,7 +69,7 @@ def main(argv=None):
         print(key, results[key], flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "defaults.json"), "w") as f:
-        json.dump({"command": "python benchmarks/defaults.py " + " ".join(argv or sys.argv[1:]), "epochs": args.epochs, "results": results}, f, indent=2)
+        json.dump({**provenance.header("defaults.py", argv), "epochs": args.epochs, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import keras  # noqa: E402
 import mnist_common  # noqa: E402
 import mnist_lenet5  # noqa: E402
 import mnist_lenet300  # noqa: E402
+import provenance  # noqa: E402
 import weights_npz  # noqa: E402
 
 import keras_scl  # noqa: E402
@@ -231,8 +232,8 @@ def main(argv=None):
             print(f"== {network} seed {seed}", flush=True)
             records.append(one_seed(network, seed, recipe, data, args.data_dir, limits.get("train_limit"), with_tfmot, args.verbose))
         result = {
+            **provenance.header("run.py", argv),
             "network": network,
-            "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "quick": args.quick,
             "recipe": dataclasses.asdict(recipe),
             "seeds": seeds,

@@ -1,10 +1,17 @@
 """The benchmark harness in `--quick` mode, so it cannot rot unnoticed."""
 
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
 import sys
 
+import keras
 import pytest
+import tensorflow as tf
+
+import keras_scl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "tfds")
@@ -23,6 +30,8 @@ def test_quick_benchmark_writes_results(tmp_path):
     with open(tmp_path / "lenet300.json") as f:
         result = json.load(f)
     assert result["quick"] and result["network"] == "lenet300"
+    assert result["command"].startswith("python benchmarks/run.py --quick")
+    assert result["versions"]["keras_scl"] == keras_scl.__version__
     summary = result["summary"]
     for method in ("dense", "scl"):
         assert 0.0 <= summary[method]["test_error_percent"]["mean"] < 30.0
@@ -76,3 +85,36 @@ def test_weights_handed_to_the_tfmot_process_round_trip(tmp_path):
         copy = weights_npz.load(module.build_model(), path)
         x = np.random.default_rng(0).random((8, 784) if flat else (8, 28, 28, 1)).astype("float32")
         np.testing.assert_array_equal(copy.predict(x, verbose=0), source.predict(x, verbose=0))
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_results_header_names_the_commit_and_marks_changed_code(tmp_path):
+    # A small repository holding this provenance.py, a library file and a results file.
+    repo = tmp_path / "repo"
+    for folder in ("benchmarks/results", "keras_scl"):
+        (repo / folder).mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "benchmarks", "provenance.py"), repo / "benchmarks" / "provenance.py")
+    (repo / "keras_scl" / "step.py").write_text("x = 1\n")
+    (repo / "benchmarks" / "results" / "lenet300.json").write_text("{}\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
+    head = _git(repo, "rev-parse", "HEAD")
+    spec = importlib.util.spec_from_file_location("provenance_copy", repo / "benchmarks" / "provenance.py")
+    provenance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(provenance)
+
+    header = provenance.header("run.py", ["--quick", "--seeds", "0"])
+    assert header["command"] == "python benchmarks/run.py --quick --seeds 0"
+    assert header["commit"] == head
+    assert header["versions"]["keras"] == keras.__version__
+    assert header["versions"]["tensorflow"] == tf.__version__
+    # Re-running a benchmark rewrites its results: that is not a code change.
+    (repo / "benchmarks" / "results" / "lenet300.json").write_text('{"error": 1.0}\n')
+    assert provenance.commit() == head
+    (repo / "keras_scl" / "step.py").write_text("x = 2\n")
+    assert provenance.commit() == head + " with uncommitted changes"
