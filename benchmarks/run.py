@@ -105,6 +105,7 @@ def one_seed(network, seed, recipe, data, data_dir, train_limit, with_tfmot, ver
     record["scl"] = dict(
         mnist_common.summarize(stripped, test),
         seconds_per_epoch=timer.seconds,
+        teacher_seconds=timer.teacher_seconds,
         sparsity_history=[float(v) for v in history.history["sparsity"]],
     )
 
@@ -140,7 +141,11 @@ def aggregate(records, mask_epochs):
     methods = [m for m in ("dense", "scl", "tfmot") if all(m in r for r in records)]
     for method in methods:
         rs = [r[method] for r in records]
-        epoch = [steady_epoch_seconds(r["seconds_per_epoch"], mask_epochs) for r in rs]
+        # The teacher's one pass (distillation) is spread over the epochs.
+        epoch = [
+            steady_epoch_seconds(r["seconds_per_epoch"], mask_epochs) + r.get("teacher_seconds", 0.0) / len(r["seconds_per_epoch"])
+            for r in rs
+        ]
         out[method] = {
             "test_error_percent": _stats([100 * (1 - r["test_accuracy"]) for r in rs]),
             "sparsity": _stats([r["sparsity"] for r in rs]),
