@@ -25,13 +25,14 @@ def _git(*args):
 def commit():
     """The checked-out commit, marked when the code differs from it; `None` outside git.
 
-    Results files are left out of the comparison: re-running a benchmark
-    rewrites them.
+    Results files are left out of the comparison (re-running a benchmark
+    rewrites them), and so is Markdown documentation, which no result
+    depends on.
     """
     head = _git("rev-parse", "HEAD")
     if head is None:
         return None
-    changed = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    changed = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results", ":(exclude)*.md")
     return head + (" with uncommitted changes" if changed else "")
 
 

@@ -116,5 +116,9 @@ def test_results_header_names_the_commit_and_marks_changed_code(tmp_path):
     # Re-running a benchmark rewrites its results: that is not a code change.
     (repo / "benchmarks" / "results" / "lenet300.json").write_text('{"error": 1.0}\n')
     assert provenance.commit() == head
+    # Nor is editing the documentation, in or below the top folder.
+    (repo / "README.md").write_text("# notes\n")
+    (repo / "benchmarks" / "NOTES.md").write_text("more\n")
+    assert provenance.commit() == head
     (repo / "keras_scl" / "step.py").write_text("x = 2\n")
     assert provenance.commit() == head + " with uncommitted changes"
