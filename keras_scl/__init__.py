@@ -8,6 +8,10 @@ live connections. The network learns its own layer-wise sparsity.
 
 from keras_scl.callback import SCLCallback
 from keras_scl.deploy import deployment_size
+from keras_scl.distillation import DistillationLoss
+from keras_scl.distillation import LabelAccuracy
+from keras_scl.distillation import SCLDistiller
+from keras_scl.distillation import teacher_targets
 from keras_scl.optimizer import SCLOptimizer
 from keras_scl.prunable import supported_layer_names as supported_layers
 from keras_scl.prune import prune_scl
@@ -30,10 +34,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CustomSTE",
+    "DistillationLoss",
     "IdentitySTE",
+    "LabelAccuracy",
     "LeakyReLUSTE",
     "LiveConnections",
     "SCLCallback",
+    "SCLDistiller",
     "SCLOptimizer",
     "SCLWrapper",
     "SoftplusSTE",
@@ -48,4 +55,5 @@ __all__ = [
     "sparsity_report",
     "strip_scl",
     "supported_layers",
+    "teacher_targets",
 ]

@@ -30,8 +30,9 @@ def _check_loss_keeps_regularizers(model):
         raise ValueError(
             "Expected a model whose loss includes the live-connection regularizer. Received: "
             f"a keras.distillation.Distiller ({model.name!r}), whose `compute_loss` leaves out "
-            "the student's `losses`, so nothing would be pruned. Subclass it and return "
-            "`super().compute_loss(...) + keras.ops.sum(self.student.losses)` from `compute_loss`."
+            "the student's `losses`, so nothing would be pruned. Use keras_scl.SCLDistiller, "
+            "which adds them, or a subclass whose `compute_loss` returns "
+            "`super().compute_loss(...) + keras.ops.sum(self.student.losses)`."
         )
 
 
