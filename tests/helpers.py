@@ -1,5 +1,7 @@
 """Shared test helpers: layer cases, a reference forward pass, round trips."""
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -72,3 +74,29 @@ def wrapped_model(case, **options):
     model = keras.Model(inputs, wrapper(inputs))
     randomize_masks(wrapper)
     return model, wrapper, make_input(shape, integer)
+
+
+def hits_onednn_fused_conv_bug(layer, input_shape):
+    """Whether a Keras `layer` on inputs of `input_shape` meets the TensorFlow
+    bug pinned in `test_tensorflow_issues.py` when it runs in a `tf.function`
+    (fit, predict, a reloaded SavedModel): with oneDNN on, Grappler fuses the
+    pointwise convolution of a `SeparableConv2D` that reads a single channel
+    with its bias add, and the fused kernel fails, with or without keras_scl."""
+    return (
+        isinstance(layer, keras.layers.SeparableConv2D)
+        and layer.use_bias
+        and input_shape[-1] * layer.depth_multiplier == 1
+    )
+
+
+@contextlib.contextmanager
+def grappler_remapping_off():
+    """Turns off Grappler's op fusion for the functions traced inside, then restores it."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"remapping": False})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"remapping": before.get("remapping", True)})

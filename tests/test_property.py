@@ -1,15 +1,24 @@
 """Property: for any supported layer configuration and input shape,
-wrap -> train a step -> strip -> export -> reload never changes predictions."""
+wrap -> train a step -> strip -> export -> reload never changes predictions.
+
+The examples are the same on every run (see `conftest.py`: derandomized, no
+example database).
+"""
+
+import contextlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 from hypothesis import HealthCheck
+from hypothesis import example
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 import keras_scl
+from helpers import grappler_remapping_off
+from helpers import hits_onednn_fused_conv_bug
 from helpers import randomize_masks
 
 
@@ -43,9 +52,20 @@ def layer_and_input(draw):
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=layer_and_input(), seed=st.integers(0, 2**16))
+# The shape that meets the TensorFlow bug of tests/test_tensorflow_issues.py.
+@example(case=(lambda: keras.layers.SeparableConv2D(1, 1), (3, 3, 1), False), seed=0)
 def test_wrap_train_strip_export_reload_keeps_predictions(case, seed, tmp_path_factory):
     factory, shape, integer = case
     layer = factory()
+    # A TensorFlow bug (tests/test_tensorflow_issues.py), not keras_scl's, breaks
+    # Grappler's fused kernel for one layer shape, plain Keras included: run that
+    # one unfused, so the property is still checked on it.
+    bug = hits_onednn_fused_conv_bug(layer, shape)
+    with grappler_remapping_off() if bug else contextlib.nullcontext():
+        _check_round_trip(layer, shape, integer, seed, tmp_path_factory)
+
+
+def _check_round_trip(layer, shape, integer, seed, tmp_path_factory):
     rng = np.random.default_rng(seed)
     if integer:
         x = rng.integers(0, layer.input_dim, size=(3, *shape)).astype("int32")
