@@ -65,8 +65,9 @@ class Recipe:
     turns XLA on by itself on GPUs, not on CPUs).
     With `distill_temperature > 0` (only with `prune_trained`), SCL learns
     from the trained dense network as well as from the labels: the loss is
-    `DistillationLoss(distill_temperature, distill_weight)` on the dense
-    network's logits, computed once before pruning (`teacher_targets`).
+    `keras_scl.DistillationLoss(distill_temperature, distill_weight)` on the
+    dense network's logits, computed once before pruning
+    (`keras_scl.teacher_targets`; see docs/distillation.md).
     """
 
     mask_epochs: int = 15
@@ -113,47 +114,6 @@ class Recipe:
         )
 
 
-class DistillationLoss(keras.losses.Loss):
-    """Cross-entropy on the labels blended with the teacher's softened logits.
-
-    `loss = (1 - weight) * CE(label, logits)
-            + weight * temperature**2 * KL(softmax(teacher / T) || softmax(logits / T))`
-    (Hinton et al., 2015). The targets pack the label and the teacher's
-    logits into one row, `[label, teacher logit 0, ..., teacher logit k-1]`,
-    as `teacher_targets` builds them: the teacher then runs once over the
-    training set instead of once per step.
-    """
-
-    def __init__(self, temperature=4.0, weight=0.7, name="distillation", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.temperature = float(temperature)
-        self.weight = float(weight)
-
-    def call(self, y_true, y_pred):
-        ops = keras.ops
-        labels, teacher = ops.cast(y_true[:, 0], "int32"), y_true[:, 1:]
-        ce = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
-        t = self.temperature
-        p_teacher = ops.softmax(teacher / t, axis=-1)
-        kl = ops.sum(p_teacher * (ops.log_softmax(teacher / t, axis=-1) - ops.log_softmax(y_pred / t, axis=-1)), axis=-1)
-        return (1.0 - self.weight) * ce + self.weight * t * t * kl
-
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature, "weight": self.weight}
-
-
-def label_accuracy(y_true, y_pred):
-    """Accuracy on the label column of `teacher_targets` rows."""
-    labels = keras.ops.cast(y_true[:, 0], "int32")
-    return keras.ops.cast(keras.ops.argmax(y_pred, axis=-1) == labels, "float32")
-
-
-def teacher_targets(teacher, x, y):
-    """Rows `[label, teacher logits...]` for `DistillationLoss`."""
-    logits = teacher.predict(x, batch_size=1000, verbose=0).astype("float32")
-    return np.concatenate([np.asarray(y, "float32").reshape(-1, 1), logits], axis=1)
-
-
 def _steps(x, recipe):
     return int(np.ceil(len(x) / recipe.batch_size))
 
@@ -187,10 +147,10 @@ def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), callback_opti
     loss, metrics, teacher_seconds = LOSS, ["accuracy"], 0.0
     if recipe.distill_temperature:
         start = time.perf_counter()
-        y = teacher_targets(model, x, y)
+        y = keras_scl.teacher_targets(model, x, y, batch_size=1000)
         teacher_seconds = time.perf_counter() - start
-        loss = DistillationLoss(recipe.distill_temperature, recipe.distill_weight)
-        metrics = [keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")]
+        loss = keras_scl.DistillationLoss(recipe.distill_temperature, recipe.distill_weight)
+        metrics = [keras_scl.LabelAccuracy(name="accuracy")]
     prune_options.setdefault("strength", recipe.strength)
     prune_options.setdefault("initial_mask", recipe.initial_mask)
     pruned = keras_scl.prune_scl(model, **prune_options)
