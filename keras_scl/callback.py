@@ -14,6 +14,12 @@ from keras_scl.validation import check_int
 from keras_scl.validation import check_number
 from keras_scl.wrapper import find_wrappers
 
+AUTO = "auto"
+# With `freeze_masks_at_epoch="auto"`, the share of `fit`'s epochs in which
+# the masks learn; the rest fine-tunes the weights on the frozen connectivity.
+# Half, as chosen by measurement (docs/design.md, "The default schedule").
+AUTO_MASK_FRACTION = 0.5
+
 
 def _check_loss_keeps_regularizers(model):
     """Refuses models known to leave the live-connection regularizer out of the loss.
@@ -56,9 +62,14 @@ class SCLCallback(keras.callbacks.Callback):
     the logs and the optional fine-tune phase.
 
     Args:
-        freeze_masks_at_epoch: int or `None`. From this (0-based) epoch on,
-            masks are frozen and only weights train: the fine-tune phase.
-            Defaults to `None` (masks train throughout).
+        freeze_masks_at_epoch: `"auto"`, int or `None`. From this (0-based)
+            epoch on, masks are frozen and only weights train: the
+            fine-tune phase. `"auto"` freezes them after the first half of
+            the epochs `fit` is given (rounded up: 3 of 5, 10 of 20), so
+            every run ends with a fine-tune of the connectivity it learned;
+            a `fit` of a single epoch has no room for one, and its masks
+            train throughout. `None`: masks train throughout. Defaults to
+            `"auto"`.
         log_layer_sparsity: bool. Whether to log per-layer sparsity at the end
             of each epoch. Defaults to `True`.
         batch_update_freq: int. How often (in batches) the batch-level
@@ -67,8 +78,8 @@ class SCLCallback(keras.callbacks.Callback):
             mask phase the regularization factor is steered so the global
             sparsity approaches this target, and when the masks freeze the
             connections with the largest mask values that fit the budget are
-            kept, so the final sparsity meets it. Needs
-            `freeze_masks_at_epoch`. Defaults to `None`.
+            kept, so the final sparsity meets it. Needs a fine-tune phase
+            (`freeze_masks_at_epoch` not `None`). Defaults to `None`.
         target_flops: number or `None`. The same with a budget of FLOPs per
             example, counted over Dense, EinsumDense and convolution layers
             (see `sparsity_report`). Defaults to `None`.
@@ -81,12 +92,13 @@ class SCLCallback(keras.callbacks.Callback):
 
     Example:
 
+    >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback()])  # masks freeze at epoch 10
     >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=15)])
     """
 
     def __init__(
         self,
-        freeze_masks_at_epoch=None,
+        freeze_masks_at_epoch="auto",
         log_layer_sparsity=True,
         batch_update_freq=20,
         target_sparsity=None,
@@ -101,7 +113,14 @@ class SCLCallback(keras.callbacks.Callback):
                 "Expected `freeze_masks_at_epoch` with a budget: the budget is met exactly when "
                 "the masks freeze. Received: freeze_masks_at_epoch=None"
             )
-        check_int("freeze_masks_at_epoch", freeze_masks_at_epoch, minimum=0, allow_none=True)
+        if not (isinstance(freeze_masks_at_epoch, str) and freeze_masks_at_epoch == AUTO):
+            try:
+                check_int("freeze_masks_at_epoch", freeze_masks_at_epoch, minimum=0, allow_none=True)
+            except ValueError:
+                raise ValueError(
+                    f'Expected `freeze_masks_at_epoch` to be "{AUTO}", an int >= 0 or None. '
+                    f"Received: freeze_masks_at_epoch={freeze_masks_at_epoch!r}"
+                ) from None
         check_int("batch_update_freq", batch_update_freq, minimum=1)
         check_int("controller_freq", controller_freq, minimum=1)
         check_number("budget_ramp", budget_ramp, minimum=0, strict=True, maximum=1, reason=" (a fraction of the mask phase)")
@@ -143,20 +162,29 @@ class SCLCallback(keras.callbacks.Callback):
             )
         _check_loss_keeps_regularizers(self.model)
         self._count_live = None  # built at the first batch: subclassed models build late
+        self._freeze_epoch = self._resolve_freeze_epoch()
         self._resolve_budget()
         self._ensure_scl_optimizer()
+
+    def _resolve_freeze_epoch(self):
+        """The epoch the masks freeze at in this `fit`, or `None`."""
+        if self.freeze_masks_at_epoch is None or isinstance(self.freeze_masks_at_epoch, int):
+            return self.freeze_masks_at_epoch
+        epochs = (self.params or {}).get("epochs") or 0
+        return math.ceil(epochs * AUTO_MASK_FRACTION) if epochs >= 2 else None
 
     def _resolve_budget(self):
         """The callback's budget, else the one given to `prune_scl`."""
         sparsity, flops = self.target_sparsity, self.target_flops
         if sparsity is None and flops is None:
             sparsity, flops = getattr(self.model, "_scl_budget", (None, None))
-            if (sparsity is not None or flops is not None) and self.freeze_masks_at_epoch is None:
-                raise ValueError(
-                    "Expected `SCLCallback(freeze_masks_at_epoch=...)`: the model was pruned with a "
-                    f"budget (target_sparsity={sparsity!r}, target_flops={flops!r}), which is met "
-                    "exactly when the masks freeze. Received: freeze_masks_at_epoch=None"
-                )
+        if (sparsity is not None or flops is not None) and self._freeze_epoch is None:
+            raise ValueError(
+                f"Expected a fine-tune phase with a budget (target_sparsity={sparsity!r}, "
+                f"target_flops={flops!r}): it is met exactly when the masks freeze. Received: "
+                f"freeze_masks_at_epoch={self.freeze_masks_at_epoch!r} in a fit of "
+                f"{(self.params or {}).get('epochs')} epoch(s) (\"auto\" needs at least 2)"
+            )
         self._target_sparsity, self._target_flops = sparsity, flops
 
     def _batch_level_sparsity(self):
@@ -200,7 +228,7 @@ class SCLCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._ticks = {}
-        self._frozen = self.freeze_masks_at_epoch is not None and epoch >= self.freeze_masks_at_epoch
+        self._frozen = self._freeze_epoch is not None and epoch >= self._freeze_epoch
         if not self._frozen:
             return
         masks = [m for w in self._wrappers for m in w.masks]
@@ -249,7 +277,7 @@ class SCLCallback(keras.callbacks.Callback):
         """Fraction of the mask phase done before `batch` of the current epoch."""
         steps = (self.params or {}).get("steps")
         within = batch / steps if steps else 0.0
-        return (self._epoch + min(within, 1.0)) / self.freeze_masks_at_epoch
+        return (self._epoch + min(within, 1.0)) / self._freeze_epoch
 
     def on_epoch_end(self, epoch, logs=None):
         rows = report.mask_stats(self.model)

@@ -98,13 +98,33 @@ def test_budget_given_to_prune_scl_is_met():
     assert abs(sparsity - 0.8) <= 0.003
 
 
-def test_budget_given_to_prune_scl_needs_a_freeze_epoch():
+def test_budget_given_to_prune_scl_is_met_with_the_default_schedule():
+    # SCLCallback() freezes the masks after half the epochs, where the budget is met.
+    x, y = _data()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(32, activation="relu"), keras.layers.Dense(3)])
+    pruned = keras_scl.prune_scl(model, target_sparsity=0.8, strength=1e-4, initial_mask=0.05)
+    pruned.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    pruned.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    sparsity = keras_scl.global_sparsity(keras_scl.sparsity_report(keras_scl.strip_scl(pruned)))
+    assert abs(sparsity - 0.8) <= 0.003
+
+
+@pytest.mark.parametrize(
+    "freeze, epochs, message",
+    [
+        (None, 2, r"Received: freeze_masks_at_epoch=None in a fit of 2 epoch"),
+        ("auto", 1, r"Received: freeze_masks_at_epoch='auto' in a fit of 1 epoch"),
+    ],
+    ids=["no_fine_tune", "auto_with_one_epoch"],
+)
+def test_budget_given_to_prune_scl_needs_a_fine_tune_phase(freeze, epochs, message):
     x, y = _data()
     model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(3)])
     pruned = keras_scl.prune_scl(model, target_sparsity=0.5)
     pruned.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.raises(ValueError, match=r"pruned with a budget \(target_sparsity=0.5"):
-        pruned.fit(x, y, epochs=1, verbose=0, callbacks=[keras_scl.SCLCallback()])
+    with pytest.raises(ValueError, match=r"Expected a fine-tune phase with a budget \(target_sparsity=0.5.*" + message):
+        pruned.fit(x, y, epochs=epochs, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=freeze)])
 
 
 def test_budget_for_a_single_layer_is_refused():
@@ -187,7 +207,7 @@ def test_target_flops_is_met():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(target_sparsity=0.9), "Expected `freeze_masks_at_epoch` with a budget"),
+        (dict(target_sparsity=0.9, freeze_masks_at_epoch=None), "Expected `freeze_masks_at_epoch` with a budget"),
         (dict(target_sparsity=1.0, freeze_masks_at_epoch=1), r"`target_sparsity` to be a finite number > 0 and < 1\. Received: target_sparsity=1\.0"),
         (dict(target_flops=-5, freeze_masks_at_epoch=1), "Received: target_flops=-5"),
         (dict(target_sparsity=0.5, target_flops=10, freeze_masks_at_epoch=1), "at most one of"),

@@ -22,11 +22,14 @@ def _pruned(strength=1e-3):
 
 
 class MaskSnapshot(keras.callbacks.Callback):
-    """Copies of every mask at the end of each epoch, in `masks[epoch]`."""
+    """Copies of every mask before training (`initial`) and at the end of each epoch (`masks[epoch]`)."""
 
     def __init__(self):
         super().__init__()
         self.masks = {}
+
+    def on_train_begin(self, logs=None):
+        self.initial = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
 
     def on_epoch_end(self, epoch, logs=None):
         self.masks[epoch] = [m.numpy().copy() for w in keras_scl.wrapper.find_wrappers(self.model) for m in w.masks]
@@ -97,6 +100,21 @@ def test_freeze_masks_at_epoch_stops_mask_updates():
     assert history.history["loss"][3] < history.history["loss"][1]
 
 
+@pytest.mark.parametrize(
+    "epochs, mask_epochs", [(1, 1), (2, 1), (4, 2), (5, 3)], ids=["one", "two", "four", "five"]
+)
+def test_default_schedule_freezes_masks_after_half_the_epochs(epochs, mask_epochs):
+    x, y = _data()
+    model = _pruned()
+    _compile(model, keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)))
+    snapshot = MaskSnapshot()
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[keras_scl.SCLCallback(), snapshot])
+    masks = [snapshot.initial] + [snapshot.masks[e] for e in range(epochs)]
+    for epoch in range(epochs):
+        changed = not all(np.array_equal(a, b) for a, b in zip(masks[epoch], masks[epoch + 1]))
+        assert changed == (epoch < mask_epochs), f"epoch {epoch}"
+
+
 def test_layer_with_no_live_connection_is_reported_by_name():
     x, y = _data(64)
     model = _pruned(strength=10.0)
@@ -145,7 +163,7 @@ def test_distiller_that_adds_the_student_losses_prunes():
     assert _distill(_DistillerWithRegularizers, strength=3e-3) > _distill(_DistillerWithRegularizers, strength=0.0) + 0.2
 
 
-@pytest.mark.parametrize("epoch", [-1, 1.5, True], ids=["negative", "float", "bool"])
+@pytest.mark.parametrize("epoch", [-1, 1.5, True, "half"], ids=["negative", "float", "bool", "other_string"])
 def test_rejects_invalid_freeze_epoch(epoch):
     with pytest.raises(ValueError, match=r"Received: freeze_masks_at_epoch="):
         keras_scl.SCLCallback(freeze_masks_at_epoch=epoch)
@@ -164,6 +182,12 @@ def test_config_round_trip():
     callback = keras_scl.SCLCallback(**config)
     assert callback.get_config() == config
     assert keras_scl.SCLCallback.from_config(callback.get_config()).get_config() == config
+
+
+def test_default_config_round_trip():
+    config = keras_scl.SCLCallback().get_config()
+    assert config["freeze_masks_at_epoch"] == "auto"
+    assert keras_scl.SCLCallback.from_config(config).get_config() == config
 
 
 def test_batch_logs_carry_sparsity_for_the_progress_bar():
