@@ -23,6 +23,8 @@ from keras_scl.report import layer_sparsity
 from keras_scl.report import mask_stats
 from keras_scl.report import plot_sparsity
 from keras_scl.report import sparsity_report
+from keras_scl.shrink import ShrinkReport
+from keras_scl.shrink import shrink
 from keras_scl.step import CustomSTE
 from keras_scl.step import IdentitySTE
 from keras_scl.step import LeakyReLUSTE
@@ -43,6 +45,7 @@ __all__ = [
     "SCLDistiller",
     "SCLOptimizer",
     "SCLWrapper",
+    "ShrinkReport",
     "SoftplusSTE",
     "deployment_size",
     "StraightThroughEstimator",
@@ -52,6 +55,7 @@ __all__ = [
     "mask_stats",
     "plot_sparsity",
     "prune_scl",
+    "shrink",
     "sparsity_report",
     "strip_scl",
     "supported_layers",
