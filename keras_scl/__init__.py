@@ -30,6 +30,7 @@ from keras_scl.step import IdentitySTE
 from keras_scl.step import LeakyReLUSTE
 from keras_scl.step import SoftplusSTE
 from keras_scl.step import StraightThroughEstimator
+from keras_scl.tflite import export_tflite
 from keras_scl.wrapper import SCLWrapper
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "ShrinkReport",
     "SoftplusSTE",
     "deployment_size",
+    "export_tflite",
     "StraightThroughEstimator",
     "format_report",
     "global_sparsity",
