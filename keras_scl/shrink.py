@@ -191,13 +191,14 @@ class _Channels:
 
 
 _ELEMENTWISE_ACTIVATIONS = {
-    keras.activations.get(name)
+    getattr(keras.activations, name)
     for name in (
         "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "gelu", "silu", "swish",
         "softplus", "softsign", "exponential", "hard_sigmoid", "hard_silu", "hard_swish",
         "leaky_relu", "mish", "log_sigmoid", "celu", "hard_shrink", "hard_tanh", "soft_shrink",
         "sparse_plus", "sparse_sigmoid", "squareplus", "tanh_shrink", "threshold",
     )
+    if hasattr(keras.activations, name)  # older Keras has fewer
 }  # fmt: skip
 
 

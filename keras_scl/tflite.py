@@ -1,5 +1,7 @@
 """Writing a stripped or shrunk model as a LiteRT (TFLite) file (`export_tflite`)."""
 
+import os
+import tempfile
 import warnings
 
 import keras
@@ -13,11 +15,11 @@ _QUANTIZE = (None, "dynamic_int8")
 def export_tflite(model, filepath, quantize=None, sparse=False):
     """Writes a plain model as a `.tflite` file that LiteRT runs as it is.
 
-    One call for `model.export(filepath, format="litert", ...)` with the
-    converter options a pruned model wants, restricted to LiteRT's builtin
-    operations, so the file needs no TensorFlow (Flex) kernels at run time.
-    The batch dimension stays dynamic: resize the interpreter's input to
-    the batch you run.
+    The model is exported as a SavedModel (`model.export`) and converted
+    with `tf.lite.TFLiteConverter.from_saved_model`, restricted to LiteRT's
+    builtin operations, so the file needs no TensorFlow (Flex) kernels at
+    run time. The batch dimension stays dynamic: resize the interpreter's
+    input to the batch you run.
 
     Args:
         model: A built Keras model without `SCLWrapper` layers, such as the
@@ -35,6 +37,9 @@ def export_tflite(model, filepath, quantize=None, sparse=False):
             the file with `experimental_op_resolver_type=
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES` (a warning
             says so). Defaults to `False`.
+
+    Returns:
+        The size of the file in bytes.
 
     Example:
 
@@ -68,10 +73,12 @@ def export_tflite(model, filepath, quantize=None, sparse=False):
             "OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES",
             stacklevel=2,
         )
-    model.export(
-        filepath,
-        format="litert",
-        verbose=False,
-        optimizations=optimizations,
-        target_spec={"supported_ops": {tf.lite.OpsSet.TFLITE_BUILTINS}},
-    )
+    with tempfile.TemporaryDirectory() as saved_model:
+        model.export(saved_model, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+        converter.optimizations = optimizations
+        converter.target_spec.supported_ops = {tf.lite.OpsSet.TFLITE_BUILTINS}
+        flatbuffer = converter.convert()
+    with open(filepath, "wb") as f:
+        f.write(flatbuffer)
+    return os.path.getsize(filepath)

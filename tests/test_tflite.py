@@ -62,7 +62,8 @@ def _run(path, x, resolver=None):
 def _export(model, path, **options):
     warns = options.get("sparse") and options.get("quantize")
     with pytest.warns(UserWarning, match="XNNPACK") if warns else contextlib.nullcontext():
-        keras_scl.export_tflite(model, path, **options)
+        size = keras_scl.export_tflite(model, path, **options)
+    assert size == os.path.getsize(path)
     return path
 
 
