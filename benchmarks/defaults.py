@@ -183,7 +183,6 @@ def run_mnist_family(family, build, flat, data_dir, wanted):
     train, test = mnist_common.load_mnist(data_dir, flat=flat)
     if not flat:
         train, test = (train[0][..., None], train[1]), (test[0][..., None], test[1])
-    rows = []
     for epochs in EPOCHS:
         names = [f"{family}-{epochs}-scratch", f"{family}-{epochs}-trained"]
         if not any(wanted(n) for n in names):
@@ -191,27 +190,23 @@ def run_mnist_family(family, build, flat, data_dir, wanted):
         keras.utils.set_random_seed(0)
         fresh = build()
         dense, row = _compare(names[0], fresh, train, test, epochs, "scratch")
-        rows.append(row)
+        yield row
         if wanted(names[1]):
             keras.utils.set_random_seed(0)
             _, row = _compare(names[1], dense, train, test, epochs, "trained")
-            rows.append(row)
-    return rows
+            yield row
 
 
 def run_sequence(wanted):
-    rows = []
     train, test = first_marker_task()
     for epochs in EPOCHS:
         name = f"sequence-{epochs}"
         if wanted(name):
             keras.utils.set_random_seed(0)
-            rows.append(_compare(name, sequence_model(32, 4), train, test, epochs, "scratch")[1])
-    return rows
+            yield _compare(name, sequence_model(32, 4), train, test, epochs, "scratch")[1]
 
 
 def run_noisy_shifted(data_dir, wanted):
-    rows = []
     (x, y), (xt, yt) = mnist_common.load_mnist(data_dir)
     rng = np.random.default_rng(0)
     train = noisy_shifted(x[:6000, ..., None], y[:6000], rng)
@@ -220,8 +215,7 @@ def run_noisy_shifted(data_dir, wanted):
         name = f"noisy-shifted-mnist-{epochs}"
         if wanted(name):
             keras.utils.set_random_seed(0)
-            rows.append(_compare(name, small_cnn(), train, test, epochs, "scratch")[1])
-    return rows
+            yield _compare(name, small_cnn(), train, test, epochs, "scratch")[1]
 
 
 def main(argv=None):
@@ -240,29 +234,39 @@ def main(argv=None):
         callback_module.AUTO_MASK_FRACTION = args.mask_fraction
     wanted = (lambda name: True) if not args.cases else (lambda name: any(name.startswith(c) for c in args.cases))
 
-    rows = []
-    rows += run_mnist_family("lenet300", mnist_lenet300.build_model, True, args.data_dir, wanted)
-    rows += run_mnist_family("cnn", small_cnn, False, args.data_dir, wanted)
-    rows += run_sequence(wanted)
-    rows += run_noisy_shifted(args.data_dir, wanted)
-
     os.makedirs(args.out_dir, exist_ok=True)
-    path = os.path.join(args.out_dir, "defaults.json")
-    previous = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-    cases = {row["case"]: row for row in previous.get("cases", [])}
-    runs = previous.get("runs", [])
-    run = provenance.header("defaults.py", argv)
-    runs.append({**run, "cases": [row["case"] for row in rows]})
-    for row in rows:
-        cases[row["case"]] = {**row, "commit": run["commit"]}
-    with open(path, "w") as f:
-        json.dump({"runs": runs, "cases": sorted(cases.values(), key=lambda r: r["case"])}, f, indent=2)
-    missed = [r["case"] for r in cases.values() if not r["met"]]
-    print(f"{len(cases)} cases in {path}; missed: {missed or 'none'}")
+    results = Results(os.path.join(args.out_dir, "defaults.json"), provenance.header("defaults.py", argv))
+    for rows in (
+        run_mnist_family("lenet300", mnist_lenet300.build_model, True, args.data_dir, wanted),
+        run_mnist_family("cnn", small_cnn, False, args.data_dir, wanted),
+        run_sequence(wanted),
+        run_noisy_shifted(args.data_dir, wanted),
+    ):
+        for row in rows:
+            results.add(row)
+    missed = [r["case"] for r in results.cases.values() if not r["met"]]
+    print(f"{len(results.cases)} cases in {results.path}; missed: {missed or 'none'}")
 
+
+class Results:
+    """`defaults.json`, rewritten after every case, so a long run that is
+    stopped keeps what it finished; cases of earlier runs are kept unless
+    re-run."""
+
+    def __init__(self, path, header):
+        self.path, self.header = path, header
+        previous = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                previous = json.load(f)
+        self.cases = {row["case"]: row for row in previous.get("cases", [])}
+        self.runs = previous.get("runs", []) + [{**header, "cases": []}]
+
+    def add(self, row):
+        self.cases[row["case"]] = {**row, "commit": self.header["commit"]}
+        self.runs[-1]["cases"].append(row["case"])
+        with open(self.path, "w") as f:
+            json.dump({"runs": self.runs, "cases": sorted(self.cases.values(), key=lambda r: r["case"])}, f, indent=2)
 
 if __name__ == "__main__":
     main()
