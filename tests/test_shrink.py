@@ -236,7 +236,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
-def test_shrink_removes_dead_units_and_keeps_predictions(case, tmp_path):
+def test_shrink_removes_dead_units_keeps_predictions_saves_and_exports(case, tmp_path):
     model, expected = case()
     shrunk, report, widths = _shrunk(model)
     for name, before_after in expected.items():
@@ -247,16 +247,9 @@ def test_shrink_removes_dead_units_and_keeps_predictions(case, tmp_path):
     _assert_same_predictions(model, shrunk, x)
     reloaded = save_and_reload(shrunk, str(tmp_path / "shrunk.keras"))
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), shrunk.predict(x, verbose=0))
-
-
-@pytest.mark.parametrize("case", [_dense, _conv2d, _add], ids=["dense_with_dropped_inputs", "conv2d", "add_residual"])
-def test_exported_shrunk_model_serves_the_same_predictions(case, tmp_path):
-    model, _ = case()
-    shrunk = keras_scl.shrink(model, verbose=False)
     shrunk.export(str(tmp_path / "export"), verbose=False)
     served = tf.saved_model.load(str(tmp_path / "export"))
-    x = _x(model)
-    np.testing.assert_allclose(served.serve(x).numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(served.serve(x).numpy(), shrunk.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
 def test_constant_channel_read_through_same_padding_is_kept():
