@@ -229,7 +229,11 @@ def main(argv=None):
         default=None,
         help="for choosing the default schedule: the share of epochs the masks train (default: the library's)",
     )
+    parser.add_argument("--table", action="store_true", help="print the Markdown table of defaults.json and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(os.path.join(args.out_dir, "defaults.json")))
+        return
     if args.mask_fraction is not None:
         callback_module.AUTO_MASK_FRACTION = args.mask_fraction
     wanted = (lambda name: True) if not args.cases else (lambda name: any(name.startswith(c) for c in args.cases))
@@ -246,6 +250,23 @@ def main(argv=None):
             results.add(row)
     missed = [r["case"] for r in results.cases.values() if not r["met"]]
     print(f"{len(results.cases)} cases in {results.path}; missed: {missed or 'none'}")
+
+
+def markdown_table(path):
+    """The docs' table of a `defaults.json`."""
+    with open(path) as f:
+        cases = json.load(f)["cases"]
+    lines = [
+        "| case | epochs | start | dense error % | keras_scl error % | points below dense | sparsity % | target met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(cases, key=lambda r: (r["case"].split("-")[0], r["epochs"], r["start"] == "trained")):
+        lines.append(
+            f"| {r['case']} | {r['epochs']} | {r['start']} | {r['dense_test_error_percent']:.2f} | "
+            f"{r['scl_test_error_percent']:.2f} | {r['points_below_dense']:+.2f} (max {r['max_points_below_dense']:g}) | "
+            f"{100 * r['sparsity']:.2f} | {'yes' if r['met'] else '**no**'} |"
+        )
+    return "\n".join(lines)
 
 
 class Results:
