@@ -80,22 +80,31 @@ def _litert_rows(models, test, repeats, directory):
     x, y = test
     rows = []
     for kind, model in models.items():
-        expected = model.predict(x, batch_size=1000, verbose=0).argmax(axis=1)
+        logits = model.predict(x, batch_size=1000, verbose=0)
+        expected = logits.argmax(axis=1)
         for quantize in (None, "dynamic_int8"):
             for sparse in (False, True):
                 path = os.path.join(directory, f"{kind}_{quantize}_{sparse}.tflite")
+                row = {"model": kind, "quantize": quantize or "float32", "sparse_encoding": sparse}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # the XNNPACK one: measured below
-                    size = keras_scl.export_tflite(model, path, quantize=quantize, sparse=sparse)
-                row = {"model": kind, "quantize": quantize or "float32", "sparse_encoding": sparse, "bytes": size}
+                    try:
+                        row["bytes"] = keras_scl.export_tflite(model, path, quantize=quantize, sparse=sparse)
+                    except RuntimeError as e:  # LiteRT gets this sparse encoding wrong
+                        row["export_error"] = str(e)
+                        print(json.dumps(row))
+                        rows.append(row)
+                        continue
                 for resolver in RESOLVERS:
                     try:
-                        predicted = _predict(path, resolver, x).argmax(axis=1)
+                        predicted_logits = _predict(path, resolver, x)
                     except RuntimeError as e:
                         row[resolver] = {"error": str(e).splitlines()[0][:200]}
                         continue
+                    predicted = predicted_logits.argmax(axis=1)
                     row[resolver] = {
                         "test_error_percent": 100 * float(np.mean(predicted != y)),
+                        "max_abs_logit_difference_from_keras": float(np.abs(predicted_logits - logits).max()),
                         "argmax_differs_from_keras": int(np.sum(predicted != expected)),
                         "ms_batch_1": _latency_ms(path, resolver, x, 1, repeats),
                         "ms_batch_256": _latency_ms(path, resolver, x, 256, max(repeats // 10, 5)),
@@ -114,6 +123,7 @@ def main(argv=None):
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep-models", default=None, help="directory to save stripped.keras and shrunk.keras in")
     args = parser.parse_args(argv)
     result = provenance.header("deploy_shrink.py", argv)
     module, flat = NETWORKS[args.network]
@@ -127,6 +137,10 @@ def main(argv=None):
     start = time.perf_counter()
     shrunk, report = keras_scl.shrink(stripped, return_report=True)
     shrink_seconds = time.perf_counter() - start
+    if args.keep_models:
+        os.makedirs(args.keep_models, exist_ok=True)
+        stripped.save(os.path.join(args.keep_models, "stripped.keras"))
+        shrunk.save(os.path.join(args.keep_models, "shrunk.keras"))
     x, y = test
     before = stripped.predict(x, batch_size=1000, verbose=0)
     after = shrunk.predict(x, batch_size=1000, verbose=0)

@@ -105,6 +105,24 @@ def test_xnnpack_refuses_sparse_int8_weights(models, tmp_path):
         _run(path, _x(batch=1))
 
 
+def test_sparse_encoding_litert_computes_wrongly_is_refused(tmp_path):
+    # LiteRT's sparse float32 fully connected kernels go wrong with this
+    # kernel (input width 102, not a multiple of 4, 97 % zeros). If this
+    # starts passing, LiteRT was fixed; the check in export_tflite stays.
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((102, 133)).astype("float32")
+    kernel[rng.random(kernel.shape) < 0.97] = 0
+    model = keras.Sequential([keras.Input((102,)), L.Dense(133, use_bias=False, name="d")])
+    model.get_layer("d").kernel.assign(kernel)
+    path = tmp_path / "model.tflite"
+    with pytest.raises(RuntimeError, match="Export it with sparse=False"):
+        keras_scl.export_tflite(model, path, sparse=True)
+    assert not path.exists()
+    keras_scl.export_tflite(model, path)  # the dense encoding is right
+    x = rng.standard_normal((4, 102)).astype("float32")
+    np.testing.assert_allclose(_run(path, x), x @ kernel, rtol=1e-5, atol=1e-5)
+
+
 def test_shrinking_sparse_encoding_and_int8_each_make_the_file_smaller(models, tmp_path):
     def size(kind, **options):
         path = _export(models[kind], str(tmp_path / f"{kind}{sorted(options.items())}.tflite"), **options)
