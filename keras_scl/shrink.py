@@ -413,7 +413,12 @@ class _Separable:
         changed = False if self.elementwise else y.keep_all()
         const, _ = self._middle(x)
         needed = (self.pw[:, y.kept] != 0).any(axis=1) & ~const
-        return x.keep(needed.reshape(-1, self.multiplier).any(axis=1)) | changed
+        changed |= x.keep(needed.reshape(-1, self.multiplier).any(axis=1))
+        if isinstance(self.layer, keras.layers.SeparableConv2D) and self.multiplier == 1 and x.kept.sum() == 1:
+            # TensorFlow's oneDNN kernels fail on a SeparableConv2D reading a
+            # single channel in a tf.function (docs/known-issues.md): keep two.
+            changed |= x.keep(np.arange(x.size) == np.flatnonzero(~x.kept)[0]) if x.size > 1 else False
+        return changed
 
     def build(self, new_inputs, ins, outs, copies):
         (x,), (y,) = ins, outs
