@@ -24,6 +24,11 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     excluded from its weight decay. With `use_ema`, the weights (never the
     masks) are overwritten with their moving averages at the end of `fit`.
 
+    A mask gradient that is not finite stops training with an
+    `InvalidArgumentError` naming the mask, and no variable is updated with
+    it. Inside a model compiled with XLA, where nothing can raise, the step
+    is skipped instead (with `jit_compile`, the default).
+
     Args:
         inner_optimizer: `keras.optimizers.Optimizer`. The optimizer doing
             the updates (of every variable, unless `mask_optimizer` is set).
@@ -35,6 +40,12 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             gradients as they are. Defaults to `"rms"`.
         epsilon: float. Added to the norm, so all-zero features stay zero.
             Defaults to `1e-12`.
+        jit_compile: bool. Whether to compile the update (normalisation,
+            non-finite check and the optimizers' steps) with XLA even when
+            the model is not, which fuses its many elementwise passes over
+            the weights, masks and optimizer slots. Not used under a
+            distribution strategy. Set it to `False` for an inner optimizer
+            that XLA cannot compile. Defaults to `True`.
         name: string. Defaults to `None`.
 
     Example:
@@ -44,7 +55,14 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     """
 
     def __init__(
-        self, inner_optimizer, mask_optimizer=None, norm="rms", epsilon=1e-12, name=None, **kwargs
+        self,
+        inner_optimizer,
+        mask_optimizer=None,
+        norm="rms",
+        epsilon=1e-12,
+        jit_compile=True,
+        name=None,
+        **kwargs,
     ):
         if kwargs:
             raise ValueError(
@@ -73,11 +91,14 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 f"Received: norm={norm!r}"
             )
         epsilon = check_number("epsilon", epsilon, minimum=0, strict=True)
+        if not isinstance(jit_compile, bool):
+            raise TypeError(f"Expected `jit_compile` to be a bool. Received: jit_compile={jit_compile!r}")
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
         self.mask_optimizer = mask_optimizer
         self.norm = norm
         self.epsilon = float(epsilon)
+        self.jit_compile = jit_compile
 
     @tracking.no_automatic_dependency_tracking
     def build(self, var_list):
@@ -94,6 +115,8 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 if self.mask_optimizer.weight_decay:
                     self.mask_optimizer.exclude_from_weight_decay(var_list=masks)
                 self.mask_optimizer.build(masks)
+        # One XLA-compiled update per list of variables updated together.
+        self._compiled_updates = {}
         super().build(var_list)
 
     @property
@@ -112,16 +135,15 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         axes = mask_feature_axes(variable)
         if grad is None or axes is None:
             return grad
+        message = _non_finite_message(variable)
+        return self._normalize(grad, axes, lambda t: tf.debugging.check_numerics(t, message))
+
+    def _normalize(self, grad, axes, check):
+        """`grad` normalised per feature; `check` sees the norms (or, unnormalised, `grad`)."""
         grad = tf.convert_to_tensor(grad)
-        message = (
-            f"Non-finite gradient for mask variable {variable.path!r}; masks are not updated "
-            "with it. Lower the learning rate, or use a LossScaleOptimizer under float16"
-        )
         if self.norm is None:
-            return tf.debugging.check_numerics(grad, message)
-        return normalization.normalize_per_feature(
-            grad, axes, self.norm, self.epsilon, check_norms=lambda n: tf.debugging.check_numerics(n, message)
-        )
+            return check(grad)
+        return normalization.normalize_per_feature(grad, axes, self.norm, self.epsilon, check_norms=check)
 
     def _transform_all(self, grads, variables):
         masks = [
@@ -147,10 +169,56 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             with keras.src.backend.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
             self.built = True
-        variables = (
+        variables = list(
             trainable_variables if trainable_variables is not None else self._trainable_variables
         )
-        grads = self._transform_all(list(grads), variables)
+        grads = list(grads)
+        if self.jit_compile and not tf.distribute.has_strategy():
+            non_finite = self._compiled_update(variables, trainable_variables is None)(grads)
+            # XLA cannot raise: the compiled update skips the step, and
+            # raising is left to these checks, which run after it.
+            for i, value in non_finite.items():
+                tf.debugging.check_numerics(value, _non_finite_message(variables[i]))
+            return
+        self._apply_inner(self._transform_all(grads, variables), variables, trainable_variables)
+
+    def _compiled_update(self, variables, own_variables):
+        """The update of `variables` as one XLA-compiled function of the gradients.
+
+        It returns, for each mask with a gradient, a scalar that is finite
+        exactly when that gradient is, and updates nothing unless all are.
+        """
+        key = (tuple(id(v) for v in variables), own_variables)
+        if key not in self._compiled_updates:
+
+            def update(grads):
+                grads = list(grads)
+                non_finite = {}
+                for i, (g, v) in enumerate(zip(grads, variables)):
+                    axes = mask_feature_axes(v)
+                    if g is None or axes is None:
+                        continue
+
+                    def check(t, i=i):
+                        # The sum of the non-finite entries: NaN or infinite if
+                        # there is any, else 0, whatever the size of the others.
+                        non_finite[i] = tf.reduce_sum(tf.where(tf.math.is_finite(t), tf.zeros_like(t), t))
+                        return t
+
+                    grads[i] = self._normalize(g, axes, check)
+                trainable = None if own_variables else variables
+                if not non_finite:
+                    self._apply_inner(grads, variables, trainable)
+                    return non_finite
+                finite = tf.reduce_all(tf.math.is_finite(tf.stack(list(non_finite.values()))))
+                tf.cond(finite, lambda: self._apply_inner(grads, variables, trainable), lambda: None)
+                return non_finite
+
+            self._compiled_updates[key] = tf.function(update, jit_compile=True, autograph=False)
+        return self._compiled_updates[key]
+
+    def _apply_inner(self, grads, variables, trainable_variables):
+        """Hands the transformed gradients to the inner (and mask) optimizer."""
         if self.mask_optimizer is None:
             self.inner_optimizer.apply(grads, trainable_variables=trainable_variables)
             return
@@ -210,6 +278,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             ),
             "norm": self.norm,
             "epsilon": self.epsilon,
+            "jit_compile": self.jit_compile,
         }
 
     @classmethod
@@ -222,3 +291,10 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         if mask is not None:
             mask = keras.saving.deserialize_keras_object(mask, custom_objects=custom_objects)
         return cls(inner, mask, **config)
+
+
+def _non_finite_message(variable):
+    return (
+        f"Non-finite gradient for mask variable {variable.path!r}; masks are not updated "
+        "with it. Lower the learning rate, or use a LossScaleOptimizer under float16"
+    )

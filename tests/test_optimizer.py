@@ -20,7 +20,8 @@ def _numpy_normalized(g, reduce_axes):
         pytest.param(keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 7, 7, 3), (0, 1), id="depthwise"),
     ],
 )
-def test_sgd_step_moves_masks_by_normalized_gradient_and_weights_by_raw_gradient(layer, x_shape, reduce_axes):
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_sgd_step_moves_masks_by_normalized_gradient_and_weights_by_raw_gradient(layer, x_shape, reduce_axes, jit_compile):
     keras.utils.set_random_seed(0)
     wrapper = keras_scl.SCLWrapper(layer, strength=1e-3)
     x = np.random.default_rng(0).standard_normal(x_shape).astype("float32")
@@ -32,7 +33,7 @@ def test_sgd_step_moves_masks_by_normalized_gradient_and_weights_by_raw_gradient
         loss = tf.reduce_sum(tf.square(wrapper(x))) + tf.add_n(wrapper.losses)
     grads = tape.gradient(loss, variables)
     before = [v.numpy() for v in variables]
-    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(learning_rate=1.0))
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(learning_rate=1.0), jit_compile=jit_compile)
     optimizer.apply_gradients(zip(grads, variables))
     for variable, old, grad in zip(variables, before, grads):
         grad = grad.numpy()
@@ -74,7 +75,9 @@ def test_proxies_learning_rate_and_iterations_of_inner():
 
 
 def test_config_round_trip():
-    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.3, momentum=0.9), norm="l2", epsilon=1e-6, name="scl")
+    optimizer = keras_scl.SCLOptimizer(
+        keras.optimizers.SGD(0.3, momentum=0.9), norm="l2", epsilon=1e-6, jit_compile=False, name="scl"
+    )
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
     assert isinstance(restored, keras_scl.SCLOptimizer)
     assert restored.get_config() == optimizer.get_config()
@@ -130,18 +133,24 @@ def test_config_round_trip_with_mask_optimizer():
     assert isinstance(restored.mask_optimizer, keras.optimizers.SGD)
 
 
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+@pytest.mark.parametrize("norm", ["rms", None])
 @pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
-def test_non_finite_mask_gradient_raises_with_mask_name_and_leaves_mask_unchanged(bad):
+def test_non_finite_mask_gradient_raises_with_mask_name_and_leaves_variables_unchanged(bad, norm, jit_compile):
     wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3), name="pruned_dense")
     wrapper(np.ones((2, 4), "float32"))
     mask = wrapper.masks[0]
     before = mask.numpy()
+    kernel = wrapper.layer.kernel
+    kernel_before = kernel.numpy()
     grad = np.ones((4, 3), "float32")
     grad[1, 2] = bad
-    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1))
+    optimizer = keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1), norm=norm, jit_compile=jit_compile)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"Non-finite gradient for mask variable 'pruned_dense/kernel_mask'"):
-        optimizer.apply_gradients([(tf.constant(grad), mask)])
+        optimizer.apply_gradients([(tf.ones((4, 3)), kernel), (tf.constant(grad), mask)])
     np.testing.assert_array_equal(mask.numpy(), before)
+    np.testing.assert_array_equal(kernel.numpy(), kernel_before)
+    assert int(optimizer.iterations) == 0
 
 
 def test_non_finite_loss_during_fit_stops_training_before_masks_change():
@@ -155,6 +164,51 @@ def test_non_finite_loss_during_fit_stops_training_before_masks_change():
         model.fit(x, y, epochs=1, verbose=0)
     for mask, old in zip([m for layer in model.layers for m in layer.masks], before):
         np.testing.assert_array_equal(mask.numpy(), old)
+
+
+def test_non_finite_loss_under_xla_model_skips_the_step():
+    # Inside a model compiled with XLA nothing can raise: the update is skipped.
+    keras.utils.set_random_seed(0)
+    model = keras_scl.prune_scl(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
+    model.compile(optimizer=keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1)), loss="mse", jit_compile=True)
+    before = [v.numpy() for v in model.weights]
+    x = np.ones((8, 4), "float32")
+    y = np.full((8, 2), np.inf, "float32")
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert not np.isfinite(history.history["loss"][0])
+    for variable, old in zip(model.weights, before):
+        np.testing.assert_array_equal(variable.numpy(), old, err_msg=variable.path)
+    assert int(model.optimizer.iterations) == 0
+
+
+@pytest.mark.parametrize("inner", ["adam", "sgd_momentum"])
+def test_xla_and_graph_updates_agree(inner):
+    # Training with the XLA-compiled update matches the TensorFlow graph one
+    # up to float rounding (XLA fuses multiply-adds and computes powers its own way).
+    def train(jit_compile):
+        keras.utils.set_random_seed(0)
+        model = keras_scl.prune_scl(
+            keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)]),
+            strength=1e-3,
+        )
+        optimizer = keras.optimizers.Adam(1e-2) if inner == "adam" else keras.optimizers.SGD(0.05, momentum=0.9)
+        model.compile(optimizer=keras_scl.SCLOptimizer(optimizer, jit_compile=jit_compile), loss="mse")
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((32, 6)).astype("float32")
+        y = rng.standard_normal((32, 3)).astype("float32")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        return model
+
+    xla, graph = train(True), train(False)
+    for a, b in zip(xla.weights, graph.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    for a, b in zip(xla.optimizer.variables, graph.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_rejects_non_bool_jit_compile():
+    with pytest.raises(TypeError, match=r"Expected `jit_compile` to be a bool\. Received: jit_compile='auto'"):
+        keras_scl.SCLOptimizer(keras.optimizers.SGD(), jit_compile="auto")
 
 
 def test_ema_overwrites_weights_with_their_average_and_leaves_masks_as_trained():
