@@ -24,9 +24,13 @@ DATA_DIR = os.environ.get("TFDS_DATA_DIR") or (SHARED if os.path.isdir(SHARED) e
 )
 def test_quick_benchmark_writes_results(tmp_path):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import baselines
     import run
 
-    run.main(["--quick", "--network", "lenet300", "--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--verbose", "0"])
+    # One tfmot run per kind of allocation, one distilling, and keras_scl without distillation.
+    methods = ["tfmot_uniform", "tfmot_learned_distill", "tfmot_handmade", "scl_no_distill"]
+    argv = ["--quick", "--network", "lenet300", "--data-dir", DATA_DIR, "--out-dir", str(tmp_path), "--verbose", "0"]
+    run.main([*argv, "--baselines", *methods])
     with open(tmp_path / "lenet300.json") as f:
         result = json.load(f)
     assert result["quick"] and result["network"] == "lenet300"
@@ -38,10 +42,91 @@ def test_quick_benchmark_writes_results(tmp_path):
         assert summary[method]["seconds_per_epoch"]["mean"] > 0
     assert summary["dense"]["sparsity"]["mean"] == 0.0
     assert summary["scl"]["epoch_time_ratio_vs_dense"]["mean"] > 0
+    assert summary["scl"]["sparsity"]["mean"] > 0.5  # the quick recipe prunes, so the allocations differ
     assert set(summary["scl"]["layer_sparsity"]) == {"fc1/kernel", "fc2/kernel", "fc3/kernel"}
     assert (tmp_path / "lenet300.png").stat().st_size > 0
-    if "tfmot" in summary:
-        assert summary["tfmot"]["sparsity"]["mean"] == pytest.approx(summary["scl"]["sparsity"]["mean"], abs=0.02)
+    assert summary["scl_no_distill"]["seeds"] == [0]
+    assert result["runs"][0]["scl_no_distill"]["strength"] == run.NO_DISTILL_STRENGTH["lenet300"]
+    if result["tfmot"] == "included":
+        first = result["runs"][0]
+        for key in ("tfmot", "tfmot_learned_distill", "tfmot_handmade"):
+            assert summary[key]["sparsity"]["mean"] == pytest.approx(summary["scl"]["sparsity"]["mean"], abs=0.02)
+            assert 0.0 <= summary[key]["test_error_percent"]["mean"] < 50.0
+        learned = {row["layer"]: row["sparsity"] for row in first["tfmot_learned_distill"]["layers"]}
+        assert learned == pytest.approx(baselines.learned_allocation(first["scl"]["layers"]), abs=1e-3)
+        assert first["tfmot_learned_distill"]["teacher_seconds"] > 0
+        handmade = {row["layer"]: row["sparsity"] for row in first["tfmot_handmade"]["layers"]}
+        assert handmade == pytest.approx(first["tfmot_handmade"]["layer_targets"], abs=1e-3)
+    # Runs of another recipe are not merged into this file.
+    recipe = dict(result["recipe"], strength=1.0)
+    with pytest.raises(SystemExit, match="another recipe"):
+        run.load_previous(str(tmp_path / "lenet300.json"), True, recipe)
+    assert run.load_previous(str(tmp_path / "lenet300.json"), True, result["recipe"])["runs"] == result["runs"]
+
+
+def test_merge_replaces_runs_of_the_same_seed_and_keeps_the_others():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import run
+
+    # A file from before runs named their seed.
+    previous = {"seeds": [0, 1, 2], "runs": [{"scl": "a"}, {"scl": "b"}, {"scl": "c"}]}
+    runs = run.merge(previous, [{"seed": 1, "scl": "new"}, {"seed": 10, "scl": "d"}])
+    assert runs == [{"seed": 0, "scl": "a"}, {"seed": 1, "scl": "new"}, {"seed": 2, "scl": "c"}, {"seed": 10, "scl": "d"}]
+    assert run.merge(None, [{"seed": 3}]) == [{"seed": 3}]
+
+
+def test_tfmot_distillation_loss_is_keras_scl_s():
+    """The loss the Keras 2 process trains tfmot on is `keras_scl.DistillationLoss`."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import numpy as np
+    from distillation_tf import distillation_loss
+
+    rng = np.random.default_rng(0)
+    logits, teacher = 3 * rng.normal(size=(64, 10)), 3 * rng.normal(size=(64, 10))
+    y_true = np.concatenate([rng.integers(0, 10, size=(64, 1)), teacher], axis=1).astype("float32")
+    y_pred = logits.astype("float32")
+    for temperature, weight in ((4.0, 0.7), (1.0, 0.0), (2.5, 1.0)):
+        expected = keras_scl.DistillationLoss(temperature, weight).call(keras.ops.convert_to_tensor(y_true), keras.ops.convert_to_tensor(y_pred))
+        got = distillation_loss(tf.constant(y_true), tf.constant(y_pred), temperature, weight)
+        np.testing.assert_allclose(got.numpy(), keras.ops.convert_to_numpy(expected), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "sizes, global_sparsity, edges",
+    [
+        ({"fc1": 235200, "fc2": 30000, "fc3": 1000}, 0.9865, ["fc3"]),  # fc1 holds most weights: pruned as the middle
+        ({"conv1": 500, "conv2": 25000, "fc1": 400000, "fc2": 5000}, 0.9955, ["conv1", "fc2"]),
+    ],
+    ids=["lenet300", "lenet5"],
+)
+def test_handmade_allocation_keeps_edges_denser_and_meets_the_global_sparsity(sizes, global_sparsity, edges):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import baselines
+
+    allocation = baselines.handmade_allocation(sizes, global_sparsity)
+    assert list(allocation) == list(sizes)
+    live = sum((1 - allocation[n]) * size for n, size in sizes.items())
+    assert live == pytest.approx((1 - global_sparsity) * sum(sizes.values()))
+    middle = {allocation[n] for n in sizes if n not in edges}
+    assert len(middle) == 1 and middle.pop() > global_sparsity
+    assert all(allocation[n] == 0.8 for n in edges)
+    # Below the edge layers' cap the rule is uniform.
+    assert set(baselines.handmade_allocation(sizes, 0.5).values()) == {0.5}
+    with pytest.raises(ValueError, match="middle layers can absorb"):
+        baselines.handmade_allocation({"a": 10, "b": 10, "c": 10}, 0.9, edge_sparsity=0.0)
+
+
+def test_no_distill_strength_search_steps_towards_the_target():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import no_distill_strength
+
+    # One trial: compression taken proportional to strength.
+    assert no_distill_strength.next_strength([{"strength": 1e-5, "compression": 50.0}], 75.0) == pytest.approx(1.5e-5)
+    # Two trials on compression = c * strength**2: the secant lands on the target.
+    trials = [{"strength": s, "compression": 4e10 * s**2} for s in (1e-5, 2e-5)]
+    assert no_distill_strength.next_strength(trials, 36.0) == pytest.approx(3e-5)
+    # Never more than a factor 4 at once.
+    assert no_distill_strength.next_strength([{"strength": 1e-5, "compression": 1.0}], 100.0) == pytest.approx(4e-5)
 
 
 @pytest.mark.skipif(
