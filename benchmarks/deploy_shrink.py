@@ -4,7 +4,7 @@
     python benchmarks/deploy_shrink.py --network lenet5 --data-dir ../shared/tfds
 
 1. The network is pruned from scratch with its example's from-scratch recipe
-   (`--mask-epochs` / `--finetune-epochs` shorten it: the point here is a
+   (`--mask-epochs` / `--finetune-epochs` change it: the point here is a
    pruned network to deploy, not its accuracy), then stripped.
 2. `keras_scl.shrink` removes its dead units; the script checks that the
    shrunk model's predictions on the whole MNIST test set equal the
@@ -119,8 +119,8 @@ def main(argv=None):
     parser.add_argument("--network", choices=NETWORKS, default="lenet300")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
-    parser.add_argument("--mask-epochs", type=int, default=4)
-    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--mask-epochs", type=int, default=None, help="default: the from-scratch recipe's")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the from-scratch recipe's")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep-models", default=None, help="directory to save stripped.keras and shrunk.keras in")
@@ -130,7 +130,8 @@ def main(argv=None):
     train, test = mnist_common.load_mnist(args.data_dir, flat=flat)
     keras.utils.set_random_seed(args.seed)
     recipe = module.RECIPE_FROM_SCRATCH
-    recipe = dataclasses.replace(recipe, mask_epochs=args.mask_epochs, finetune_epochs=args.finetune_epochs)
+    overrides = {"mask_epochs": args.mask_epochs, "finetune_epochs": args.finetune_epochs}
+    recipe = dataclasses.replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     pruned, _, _ = mnist_common.train_scl(module.build_model(), train, recipe, verbose=2)
     stripped = keras_scl.strip_scl(pruned)
 

@@ -79,7 +79,7 @@ def models():
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense_encoding", "sparse_encoding"])
 def test_float32_file_matches_keras(models, kind, sparse, tmp_path):
     model = models[kind]
-    x = _x()
+    x = _x(batch=256)
     path = _export(model, str(tmp_path / "model.tflite"), sparse=sparse)
     np.testing.assert_allclose(_run(path, x), model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
