@@ -115,8 +115,10 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 if self.mask_optimizer.weight_decay:
                     self.mask_optimizer.exclude_from_weight_decay(var_list=masks)
                 self.mask_optimizer.build(masks)
-        # One XLA-compiled update per list of variables updated together.
-        self._compiled_updates = {}
+        # One XLA-compiled update per list of variables updated together, in a
+        # holder TensorFlow's checkpointing does not track (a plain dict would
+        # be wrapped and its tuple keys refused by `tf.train.Checkpoint`).
+        self._compiled_updates = _FunctionCache()
         super().build(var_list)
 
     @property
@@ -189,7 +191,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         exactly when that gradient is, and updates nothing unless all are.
         """
         key = (tuple(id(v) for v in variables), own_variables)
-        if key not in self._compiled_updates:
+        if key not in self._compiled_updates.functions:
 
             def update(grads):
                 grads = list(grads)
@@ -214,8 +216,8 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                 tf.cond(finite, lambda: self._apply_inner(grads, variables, trainable), lambda: None)
                 return non_finite
 
-            self._compiled_updates[key] = tf.function(update, jit_compile=True, autograph=False)
-        return self._compiled_updates[key]
+            self._compiled_updates.functions[key] = tf.function(update, jit_compile=True, autograph=False)
+        return self._compiled_updates.functions[key]
 
     def _apply_inner(self, grads, variables, trainable_variables):
         """Hands the transformed gradients to the inner (and mask) optimizer."""
@@ -298,3 +300,10 @@ def _non_finite_message(variable):
         f"Non-finite gradient for mask variable {variable.path!r}; masks are not updated "
         "with it. Lower the learning rate, or use a LossScaleOptimizer under float16"
     )
+
+
+class _FunctionCache:
+    """Compiled functions by key, out of sight of TensorFlow's checkpointing."""
+
+    def __init__(self):
+        self.functions = {}
