@@ -1,0 +1,361 @@
+"""What keras_scl costs per training step and in memory, against the dense model.
+
+    python benchmarks/overhead.py                 # 4 models x batch 32, 128 x XLA off, on
+    python benchmarks/overhead.py --quick         # smoke run, about a minute
+
+For each model, batch size and XLA setting it builds the dense model and
+`keras_scl.prune_scl` of it, compiles both as a user would (Adam 1e-3,
+sparse categorical cross-entropy, accuracy metric, `jit_compile` off or
+on) and trains both with `fit` on generated data, keras_scl with
+`SCLCallback()`. Rounds of `fit` over the same number of steps alternate
+between the two models, in an order that flips every round, so that the
+load of a shared machine hits both alike; a warm-up round (tracing, XLA
+compilation) is not counted. Seconds per step are timed from the start of
+a round's second step to the end of its last, before any callback's
+end-of-epoch work; the rest of each `fit` (its first step, callbacks at
+its start and end) is reported apart, as `per_fit_seconds`, as it does not
+grow with the steps of an epoch. Reported per model: the median
+and minimum seconds per step of each, and the ratios keras_scl / dense:
+the median of the per-round ratios (each round pairs neighbouring runs),
+the ratio of the medians and the ratio of the minima; also the process's
+CPU seconds per step (all threads), which time-slicing on a loaded
+machine inflates less than the wall clock.
+
+Memory: bytes of the variables, split into weights, masks (and the
+per-layer strength scalars) and optimizer slots, read from the models
+after training; and, unless `--no-rss`, the peak resident memory of a
+fresh process that builds one model and trains it for a few steps (batch
+`--rss-batch`, XLA off), minus the resident memory after importing
+TensorFlow and Keras (both are reported).
+
+Models: LeNet-300-100 and LeNet-5-Caffe on 28x28x1 inputs (LeNet-300-100
+flattens them), MobileNetV2 and ResNet50 (`keras.applications`,
+`weights=None`) on 64x64x3, 10 classes. Writes
+`<out-dir>/overhead.json`.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_scl  # noqa: E402
+import provenance  # noqa: E402
+from keras_scl.wrapper import find_wrappers  # noqa: E402
+from keras_scl.wrapper import mask_feature_axes  # noqa: E402
+
+
+def lenet300():
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(300, activation="relu"),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.Dense(10),
+        ],
+        name="lenet300",
+    )
+
+
+def lenet5():
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(20, 5, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(50, 5, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(500, activation="relu"),
+            keras.layers.Dense(10),
+        ],
+        name="lenet5",
+    )
+
+
+# name: (builder, input shape, whether the outputs are logits)
+MODELS = {
+    "lenet300": (lenet300, (28, 28, 1), True),
+    "lenet5": (lenet5, (28, 28, 1), True),
+    "mobilenetv2": (
+        lambda: keras.applications.MobileNetV2(input_shape=(64, 64, 3), weights=None, classes=10),
+        (64, 64, 3),
+        False,
+    ),
+    "resnet50": (
+        lambda: keras.applications.ResNet50(input_shape=(64, 64, 3), weights=None, classes=10),
+        (64, 64, 3),
+        False,
+    ),
+}
+# Distinct batches in the generated data set, which repeats.
+DATA_BATCHES = 8
+RSS_STEPS = 5
+
+
+def _dataset(name, batch_size):
+    _, shape, _ = MODELS[name]
+    rng = np.random.default_rng(0)
+    n = DATA_BATCHES * batch_size
+    x = rng.random((n, *shape), dtype="float32")
+    y = rng.integers(0, 10, size=n)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).repeat().prefetch(2)
+
+
+def _compile(model, name, jit_compile, optimizer=None):
+    model.compile(
+        optimizer=optimizer or keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=MODELS[name][2]),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def _models(name, jit_compile, graph_update):
+    """The dense model and its `prune_scl` copy (two with `graph_update`), compiled alike.
+
+    keras_scl trains as a user's would: compiled with the same optimizer,
+    which `SCLCallback` wraps in an `SCLOptimizer`. The `scl_graph_update`
+    copy is compiled with `SCLOptimizer(..., jit_compile=False)`: the update
+    as TensorFlow graph ops, which is how keras_scl updated before it
+    compiled the update with XLA.
+    """
+    keras.utils.set_random_seed(0)
+    dense = MODELS[name][0]()
+    models = {"dense": _compile(dense, name, jit_compile), "scl": _compile(keras_scl.prune_scl(dense), name, jit_compile)}
+    if graph_update:
+        models["scl_graph_update"] = _compile(
+            keras_scl.prune_scl(dense),
+            name,
+            jit_compile,
+            keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-3), jit_compile=False),
+        )
+    return models
+
+
+class _StepTimer(keras.callbacks.Callback):
+    """Seconds from the start of the second step to the end of the epoch.
+
+    The first step and what callbacks do before it (at the start of `fit`)
+    or after the last one (at the end of the epoch) are per-`fit` costs,
+    reported apart: with steps in the thousands they vanish per step.
+    """
+
+    async_safe = True  # it must not change how Keras dispatches the others
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 1:
+            self.start = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self.start[0]
+        self.cpu_seconds = time.process_time() - self.start[1]
+
+
+def _fit(model, data, steps, extra_callbacks):
+    """Seconds and CPU seconds per step (after the first), and the rest of the time `fit` took."""
+    timer = _StepTimer()
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer, *extra_callbacks])
+    total = time.perf_counter() - start
+    return timer.seconds / (steps - 1), timer.cpu_seconds / (steps - 1), total - timer.seconds
+
+
+def _bytes(variables):
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables))
+
+
+def variable_bytes(model):
+    """Bytes of a trained model's variables: weights, keras_scl's own, optimizer slots."""
+    masks = [m for w in find_wrappers(model) for m in w.masks]
+    scalars = [w.strength_variable for w in find_wrappers(model)]
+    own = {id(v) for v in masks + scalars}
+    weights = [v for v in model.weights if id(v) not in own]
+    return {
+        "weights": _bytes(weights),
+        "masks": _bytes(masks),
+        "strength_scalars": _bytes(scalars),
+        "optimizer": _bytes(model.optimizer.variables),
+        "total": _bytes(model.weights) + _bytes(model.optimizer.variables),
+    }
+
+
+def measure(name, batch_size, jit_compile, rounds, round_seconds, graph_update=False):
+    """Alternating timed rounds of dense and keras_scl training for one setting."""
+    data = _dataset(name, batch_size)
+    models = _models(name, jit_compile, graph_update)
+    keys = list(models)
+    callbacks = {key: [] if key == "dense" else [keras_scl.SCLCallback()] for key in keys}
+    warmup = {}
+    for key in keys:
+        start = time.perf_counter()
+        models[key].fit(data, steps_per_epoch=2, epochs=1, verbose=0, callbacks=callbacks[key])
+        warmup[key] = time.perf_counter() - start
+    # Steps per round from a short timed run of the dense model.
+    per_step, _, _ = _fit(models["dense"], data, 3, [])
+    steps = int(min(400, max(3, round(round_seconds / per_step))))
+    times, cpu, per_fit = ({key: [] for key in keys} for _ in range(3))
+    for r in range(rounds + 1):
+        for key in keys if r % 2 == 0 else keys[::-1]:
+            seconds, cpu_seconds, rest = _fit(models[key], data, steps, callbacks[key])
+            if r > 0:  # round 0 is a further warm-up
+                times[key].append(seconds)
+                cpu[key].append(cpu_seconds)
+                per_fit[key].append(rest)
+
+    def ratios(key):
+        return {
+            "median_of_paired": statistics.median(s / d for s, d in zip(times[key], times["dense"])),
+            "of_medians": statistics.median(times[key]) / statistics.median(times["dense"]),
+            "of_minima": min(times[key]) / min(times["dense"]),
+            "cpu_median_of_paired": statistics.median(s / d for s, d in zip(cpu[key], cpu["dense"])),
+        }
+
+    return {
+        "steps_per_round": steps,
+        "rounds": rounds,
+        "warmup_seconds": warmup,
+        "seconds_per_step": {
+            key: {"median": statistics.median(v), "min": min(v), "all": v} for key, v in times.items()
+        },
+        "cpu_seconds_per_step": {key: {"median": statistics.median(v), "all": v} for key, v in cpu.items()},
+        "per_fit_seconds": {key: statistics.median(v) for key, v in per_fit.items()},
+        "ratio": ratios("scl"),
+        **({"ratio_graph_update": ratios("scl_graph_update")} if graph_update else {}),
+        "variable_bytes": {key: variable_bytes(model) for key, model in models.items()},
+    }
+
+
+def _rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def rss_child(name, variant, batch_size):
+    """Runs in a fresh process: peak resident memory of training one model.
+
+    The keras_scl process holds the dense model it pruned, as a user's does.
+    """
+    after_import = _rss_bytes()
+    keras.utils.set_random_seed(0)
+    model, callbacks = MODELS[name][0](), []
+    if variant == "scl":
+        model, callbacks = keras_scl.prune_scl(model), [keras_scl.SCLCallback()]
+    _compile(model, name, False)
+    model.fit(_dataset(name, batch_size), steps_per_epoch=RSS_STEPS, epochs=1, verbose=0, callbacks=callbacks)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    print(json.dumps({"peak_rss_bytes": peak, "rss_after_import_bytes": after_import}))
+
+
+def measure_rss(name, batch_size):
+    found = {}
+    for variant in ("dense", "scl"):
+        done = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--rss-child", name, variant, str(batch_size)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+            check=True,
+        )
+        found[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+        found[variant]["peak_minus_import_bytes"] = (
+            found[variant]["peak_rss_bytes"] - found[variant]["rss_after_import_bytes"]
+        )
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
+    parser.add_argument("--xla", choices=("both", "off", "on"), default="both")
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per model and setting")
+    parser.add_argument(
+        "--round-seconds", type=float, default=1.5, help="about how long one round of the dense model trains"
+    )
+    parser.add_argument("--rss-batch", type=int, default=32, help="batch size of the peak-memory runs")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak resident memory runs")
+    parser.add_argument(
+        "--graph-update",
+        action="store_true",
+        help="also time keras_scl with SCLOptimizer(jit_compile=False), the update before XLA",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 short rounds, LeNets only, no XLA")
+    parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    parser.add_argument("--rss-child", nargs=3, metavar=("MODEL", "VARIANT", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        name, variant, batch = args.rss_child
+        rss_child(name, variant, int(batch))
+        return
+    if args.quick:
+        args.rounds, args.round_seconds, args.no_rss = 2, 0.2, True
+        if args.models == parser.get_default("models"):
+            args.models = ["lenet300", "lenet5"]
+        if args.xla == parser.get_default("xla"):
+            args.xla = "off"
+    settings = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
+    start = time.perf_counter()
+    results = []
+    for name in args.models:
+        for batch_size in args.batch_sizes:
+            for jit_compile in settings:
+                row = {"model": name, "batch_size": batch_size, "jit_compile": jit_compile}
+                row.update(measure(name, batch_size, jit_compile, args.rounds, args.round_seconds, args.graph_update))
+                results.append(row)
+                s = row["seconds_per_step"]
+                print(
+                    f"{name:12s} batch {batch_size:4d} xla {str(jit_compile):5s} "
+                    f"dense {s['dense']['median'] * 1e3:8.2f} ms  scl {s['scl']['median'] * 1e3:8.2f} ms  "
+                    f"ratio {row['ratio']['median_of_paired']:.3f} (medians {row['ratio']['of_medians']:.3f}, "
+                    f"minima {row['ratio']['of_minima']:.3f}; cpu {row['ratio']['cpu_median_of_paired']:.3f})"
+                    + (
+                        f"  graph update {row['ratio_graph_update']['median_of_paired']:.3f}"
+                        if args.graph_update
+                        else ""
+                    ),
+                    flush=True,
+                )
+    memory = {}
+    if not args.no_rss:
+        for name in args.models:
+            memory[name] = measure_rss(name, args.rss_batch)
+            print(name, "peak RSS MiB", {k: round(v["peak_rss_bytes"] / 2**20) for k, v in memory[name].items()}, flush=True)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "overhead.json"), "w") as f:
+        json.dump(
+            {
+                **provenance.header("overhead.py", argv),
+                "quick": args.quick,
+                "threads": {
+                    "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                    "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                },
+                "load_average_at_end": os.getloadavg(),
+                "seconds": time.perf_counter() - start,
+                "results": results,
+                "peak_rss": {"batch_size": args.rss_batch, "steps": RSS_STEPS, "jit_compile": False, "models": memory},
+            },
+            f,
+            indent=2,
+        )
+
+
+if __name__ == "__main__":
+    main()
