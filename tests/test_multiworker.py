@@ -127,13 +127,21 @@ def test_workers_end_with_identical_masks_and_weights(trained):
         np.testing.assert_array_equal(worker1[path], worker0[path], err_msg=path)
 
 
+# The loss `fit` logs on a worker equals the single process's with Keras 3.15;
+# with Keras 3.8 it differs (1.184 against 1.131 in the first epoch, as if
+# averaged over the worker's own examples) while every variable still
+# agrees. Versions in between were not tried.
+LOGGED_LOSS_IS_GLOBAL = tuple(int(p) for p in keras.__version__.split(".")[:2]) >= (3, 15)
+
+
 def test_workers_learn_the_masks_and_weights_of_one_process_on_the_same_global_batch(trained):
     states, _ = trained
     worker, single = states["worker0"], states["single"]
     assert sorted(worker) == sorted(single)
     for path in single:  # the variables, and the loss logged at every epoch
-        if path != "replicas":
-            np.testing.assert_allclose(worker[path], single[path], rtol=1e-5, atol=1e-6, err_msg=path)
+        if path == "replicas" or (path == "loss" and not LOGGED_LOSS_IS_GLOBAL):
+            continue
+        np.testing.assert_allclose(worker[path], single[path], rtol=1e-5, atol=1e-6, err_msg=path)
     masks = [path for path in single if path.endswith("_mask")]
     for path in masks:
         np.testing.assert_array_equal(worker[path] > 0, single[path] > 0, err_msg=path)
