@@ -2,8 +2,12 @@
 
     python benchmarks/overhead.py                 # 4 models x batch 32, 128 x XLA off, on
     python benchmarks/overhead.py --quick         # smoke run, about a minute
+    python benchmarks/overhead.py --models lenet300 --batch-sizes 32 --xla off --no-rss \
+        --variants dense_xla_update scl_forward_only scl_no_regularizer scl scl_graph_update \
+        --out-name overhead_components.json       # where keras_scl's time goes
 
-For each model, batch size and XLA setting it builds the dense model and
+For each model, batch size and XLA setting (XLA for the LeNets unless
+`--xla-models` says otherwise) it builds the dense model and
 `keras_scl.prune_scl` of it, compiles both as a user would (Adam 1e-3,
 sparse categorical cross-entropy, accuracy metric, `jit_compile` off or
 on) and trains both with `fit` on generated data, keras_scl with
@@ -19,19 +23,21 @@ and minimum seconds per step of each, and the ratios keras_scl / dense:
 the median of the per-round ratios (each round pairs neighbouring runs),
 the ratio of the medians and the ratio of the minima; also the process's
 CPU seconds per step (all threads), which time-slicing on a loaded
-machine inflates less than the wall clock.
+machine inflates less than the wall clock. `--variants` adds models that
+take keras_scl apart (see `VARIANTS`), timed in the same alternation.
 
 Memory: bytes of the variables, split into weights, masks (and the
 per-layer strength scalars) and optimizer slots, read from the models
 after training; and, unless `--no-rss`, the peak resident memory of a
 fresh process that builds one model and trains it for a few steps (batch
-`--rss-batch`, XLA off), minus the resident memory after importing
-TensorFlow and Keras (both are reported).
+`--rss-batch`, XLA off), with its resident memory after importing
+TensorFlow and Keras and after training. For small models the peak is
+TensorFlow's own and the same for both.
 
 Models: LeNet-300-100 and LeNet-5-Caffe on 28x28x1 inputs (LeNet-300-100
 flattens them), MobileNetV2 and ResNet50 (`keras.applications`,
-`weights=None`) on 64x64x3, 10 classes. Writes
-`<out-dir>/overhead.json`.
+`weights=None`) on 64x64x3, 10 classes. Writes `<out-dir>/<out-name>`
+(`benchmarks/results/overhead.json`).
 """
 
 import argparse
@@ -124,25 +130,50 @@ def _compile(model, name, jit_compile, optimizer=None):
     return model
 
 
-def _models(name, jit_compile, graph_update):
-    """The dense model and its `prune_scl` copy (two with `graph_update`), compiled alike.
+def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regularizer=True):
+    model = keras_scl.prune_scl(dense)
+    for mask in (m for w in find_wrappers(model) for m in w.masks):
+        mask.trainable = masks_trainable
+        if not regularizer:
+            mask.regularizer = None
+    return _compile(model, name, jit_compile, optimizer)
 
-    keras_scl trains as a user's would: compiled with the same optimizer,
-    which `SCLCallback` wraps in an `SCLOptimizer`. The `scl_graph_update`
-    copy is compiled with `SCLOptimizer(..., jit_compile=False)`: the update
-    as TensorFlow graph ops, which is how keras_scl updated before it
-    compiled the update with XLA.
-    """
+
+def _dense_copy(dense, name, jit_compile, optimizer):
+    model = keras.models.clone_model(dense)
+    model.set_weights(dense.get_weights())
+    return _compile(model, name, jit_compile, optimizer)
+
+
+def _scl_adam(jit_compile=True):
+    return keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+
+
+# What is timed against the dense model. keras_scl trains as a user's would:
+# compiled with the dense model's optimizer, which `SCLCallback` wraps in an
+# `SCLOptimizer`. The others take keras_scl apart, to see where its time goes.
+VARIANTS = {
+    "scl": lambda dense, name, jit: _pruned(dense, name, jit),
+    # The update as TensorFlow graph ops: keras_scl before it compiled the update with XLA.
+    "scl_graph_update": lambda dense, name, jit: _pruned(dense, name, jit, _scl_adam(jit_compile=False)),
+    # The dense model with keras_scl's XLA-compiled update (Adam on the weights alone).
+    "dense_xla_update": lambda dense, name, jit: _dense_copy(dense, name, jit, _scl_adam()),
+    # Masks frozen: the forward pass computes with w * H(m), and nothing else
+    # (no mask gradient, mask update or regularizer: Keras leaves frozen
+    # variables' regularizers out of the loss).
+    "scl_forward_only": lambda dense, name, jit: _pruned(dense, name, jit, masks_trainable=False),
+    # Masks train, without the live-connection regularizer.
+    "scl_no_regularizer": lambda dense, name, jit: _pruned(dense, name, jit, regularizer=False),
+}
+
+
+def _models(name, jit_compile, variants):
+    """The dense model and the `variants` of it, compiled alike."""
     keras.utils.set_random_seed(0)
     dense = MODELS[name][0]()
-    models = {"dense": _compile(dense, name, jit_compile), "scl": _compile(keras_scl.prune_scl(dense), name, jit_compile)}
-    if graph_update:
-        models["scl_graph_update"] = _compile(
-            keras_scl.prune_scl(dense),
-            name,
-            jit_compile,
-            keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-3), jit_compile=False),
-        )
+    models = {"dense": _compile(dense, name, jit_compile)}
+    for key in variants:
+        models[key] = VARIANTS[key](dense, name, jit_compile)
     return models
 
 
@@ -193,12 +224,12 @@ def variable_bytes(model):
     }
 
 
-def measure(name, batch_size, jit_compile, rounds, round_seconds, graph_update=False):
-    """Alternating timed rounds of dense and keras_scl training for one setting."""
+def measure(name, batch_size, jit_compile, rounds, round_seconds, variants=("scl",)):
+    """Alternating timed rounds of the dense model and `variants` for one setting."""
     data = _dataset(name, batch_size)
-    models = _models(name, jit_compile, graph_update)
+    models = _models(name, jit_compile, variants)
     keys = list(models)
-    callbacks = {key: [] if key == "dense" else [keras_scl.SCLCallback()] for key in keys}
+    callbacks = {key: [keras_scl.SCLCallback()] if find_wrappers(models[key]) else [] for key in keys}
     warmup = {}
     for key in keys:
         start = time.perf_counter()
@@ -233,8 +264,7 @@ def measure(name, batch_size, jit_compile, rounds, round_seconds, graph_update=F
         },
         "cpu_seconds_per_step": {key: {"median": statistics.median(v), "all": v} for key, v in cpu.items()},
         "per_fit_seconds": {key: statistics.median(v) for key, v in per_fit.items()},
-        "ratio": ratios("scl"),
-        **({"ratio_graph_update": ratios("scl_graph_update")} if graph_update else {}),
+        "ratio": {key: ratios(key) for key in keys if key != "dense"},
         "variable_bytes": {key: variable_bytes(model) for key, model in models.items()},
     }
 
@@ -260,7 +290,11 @@ def rss_child(name, variant, batch_size):
     _compile(model, name, False)
     model.fit(_dataset(name, batch_size), steps_per_epoch=RSS_STEPS, epochs=1, verbose=0, callbacks=callbacks)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    print(json.dumps({"peak_rss_bytes": peak, "rss_after_import_bytes": after_import}))
+    print(
+        json.dumps(
+            {"peak_rss_bytes": peak, "rss_after_import_bytes": after_import, "rss_after_training_bytes": _rss_bytes()}
+        )
+    )
 
 
 def measure_rss(name, batch_size):
@@ -282,9 +316,21 @@ def measure_rss(name, batch_size):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), help="defaults to all four")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
-    parser.add_argument("--xla", choices=("both", "off", "on"), default="both")
+    parser.add_argument(
+        "--xla",
+        choices=("both", "off", "on"),
+        help="without XLA, with it (jit_compile=True), or both (the default); XLA only for --xla-models",
+    )
+    parser.add_argument(
+        "--xla-models",
+        nargs="+",
+        default=["lenet300", "lenet5"],
+        choices=list(MODELS),
+        help="models also timed with XLA (on CPU, XLA compiles the MobileNetV2 and ResNet50 "
+        "convolutions into steps about ten times slower than without)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds per model and setting")
     parser.add_argument(
         "--round-seconds", type=float, default=1.5, help="about how long one round of the dense model trains"
@@ -292,11 +338,19 @@ def main(argv=None):
     parser.add_argument("--rss-batch", type=int, default=32, help="batch size of the peak-memory runs")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak resident memory runs")
     parser.add_argument(
-        "--graph-update",
-        action="store_true",
-        help="also time keras_scl with SCLOptimizer(jit_compile=False), the update before XLA",
+        "--variants",
+        nargs="+",
+        default=["scl"],
+        choices=list(VARIANTS),
+        help="what to time against the dense model (see VARIANTS); scl_graph_update is keras_scl "
+        "with SCLOptimizer(jit_compile=False), the update before XLA",
     )
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 short rounds, LeNets only, no XLA")
+    parser.add_argument("--out-name", default="overhead.json", help="file name of the results in --out-dir")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 2 short rounds, no peak memory; LeNets and no XLA unless --models, --xla say otherwise",
+    )
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     parser.add_argument("--rss-child", nargs=3, metavar=("MODEL", "VARIANT", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -304,32 +358,27 @@ def main(argv=None):
         name, variant, batch = args.rss_child
         rss_child(name, variant, int(batch))
         return
+    if "scl" not in args.variants:
+        parser.error("--variants must include scl")
     if args.quick:
         args.rounds, args.round_seconds, args.no_rss = 2, 0.2, True
-        if args.models == parser.get_default("models"):
-            args.models = ["lenet300", "lenet5"]
-        if args.xla == parser.get_default("xla"):
-            args.xla = "off"
+    args.models = args.models or (["lenet300", "lenet5"] if args.quick else list(MODELS))
+    args.xla = args.xla or ("off" if args.quick else "both")
     settings = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     start = time.perf_counter()
     results = []
     for name in args.models:
         for batch_size in args.batch_sizes:
             for jit_compile in settings:
+                if jit_compile and name not in args.xla_models:
+                    continue
                 row = {"model": name, "batch_size": batch_size, "jit_compile": jit_compile}
-                row.update(measure(name, batch_size, jit_compile, args.rounds, args.round_seconds, args.graph_update))
+                row.update(measure(name, batch_size, jit_compile, args.rounds, args.round_seconds, args.variants))
                 results.append(row)
-                s = row["seconds_per_step"]
+                ratios = ", ".join(f"{key} {r['median_of_paired']:.3f}" for key, r in row["ratio"].items())
                 print(
                     f"{name:12s} batch {batch_size:4d} xla {str(jit_compile):5s} "
-                    f"dense {s['dense']['median'] * 1e3:8.2f} ms  scl {s['scl']['median'] * 1e3:8.2f} ms  "
-                    f"ratio {row['ratio']['median_of_paired']:.3f} (medians {row['ratio']['of_medians']:.3f}, "
-                    f"minima {row['ratio']['of_minima']:.3f}; cpu {row['ratio']['cpu_median_of_paired']:.3f})"
-                    + (
-                        f"  graph update {row['ratio_graph_update']['median_of_paired']:.3f}"
-                        if args.graph_update
-                        else ""
-                    ),
+                    f"dense {row['seconds_per_step']['dense']['median'] * 1e3:8.2f} ms; ratios: {ratios}",
                     flush=True,
                 )
     memory = {}
@@ -338,7 +387,7 @@ def main(argv=None):
             memory[name] = measure_rss(name, args.rss_batch)
             print(name, "peak RSS MiB", {k: round(v["peak_rss_bytes"] / 2**20) for k, v in memory[name].items()}, flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "overhead.json"), "w") as f:
+    with open(os.path.join(args.out_dir, args.out_name), "w") as f:
         json.dump(
             {
                 **provenance.header("overhead.py", argv),
