@@ -14,7 +14,8 @@ on) and trains both with `fit` on generated data, keras_scl with
 `SCLCallback()`. Rounds of `fit` over the same number of steps alternate
 between the two models, in an order that flips every round, so that the
 load of a shared machine hits both alike; a warm-up round (tracing, XLA
-compilation) is not counted. Seconds per step are timed from the start of
+compilation) is not counted. There are `--rounds` timed rounds, or more
+where more fit in `--setting-seconds` (the LeNets get many, ResNet50 few). Seconds per step are timed from the start of
 a round's second step to the end of its last, before any callback's
 end-of-epoch work; the rest of each `fit` (its first step, callbacks at
 its start and end) is reported apart, as `per_fit_seconds`, as it does not
@@ -43,7 +44,6 @@ flattens them), MobileNetV2 and ResNet50 (`keras.applications`,
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -106,6 +106,7 @@ MODELS = {
         False,
     ),
 }
+MAX_ROUNDS = 24
 # Distinct batches in the generated data set, which repeats.
 DATA_BATCHES = 8
 RSS_STEPS = 5
@@ -224,7 +225,7 @@ def variable_bytes(model):
     }
 
 
-def measure(name, batch_size, jit_compile, rounds, round_seconds, variants=("scl",)):
+def measure(name, batch_size, jit_compile, rounds, round_seconds, variants=("scl",), setting_seconds=0.0):
     """Alternating timed rounds of the dense model and `variants` for one setting."""
     data = _dataset(name, batch_size)
     models = _models(name, jit_compile, variants)
@@ -238,6 +239,8 @@ def measure(name, batch_size, jit_compile, rounds, round_seconds, variants=("scl
     # Steps per round from a short timed run of the dense model.
     per_step, _, _ = _fit(models["dense"], data, 3, [])
     steps = int(min(400, max(3, round(round_seconds / per_step))))
+    # More rounds where they are cheap: as many as fit in `setting_seconds`.
+    rounds = max(rounds, min(MAX_ROUNDS, int(setting_seconds / (len(keys) * steps * per_step))))
     times, cpu, per_fit = ({key: [] for key in keys} for _ in range(3))
     for r in range(rounds + 1):
         for key in keys if r % 2 == 0 else keys[::-1]:
@@ -269,10 +272,11 @@ def measure(name, batch_size, jit_compile, rounds, round_seconds, variants=("scl
     }
 
 
-def _rss_bytes():
+def _status_bytes(field):
+    """A memory figure of this process from /proc/self/status (Linux), in bytes."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return None
 
@@ -282,17 +286,22 @@ def rss_child(name, variant, batch_size):
 
     The keras_scl process holds the dense model it pruned, as a user's does.
     """
-    after_import = _rss_bytes()
+    after_import = _status_bytes("VmRSS")
     keras.utils.set_random_seed(0)
     model, callbacks = MODELS[name][0](), []
     if variant == "scl":
         model, callbacks = keras_scl.prune_scl(model), [keras_scl.SCLCallback()]
     _compile(model, name, False)
     model.fit(_dataset(name, batch_size), steps_per_epoch=RSS_STEPS, epochs=1, verbose=0, callbacks=callbacks)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    # VmHWM, not getrusage's ru_maxrss: Linux carries the latter over fork and
+    # exec, so a child would report its parent's peak when that is larger.
     print(
         json.dumps(
-            {"peak_rss_bytes": peak, "rss_after_import_bytes": after_import, "rss_after_training_bytes": _rss_bytes()}
+            {
+                "peak_rss_bytes": _status_bytes("VmHWM"),
+                "rss_after_import_bytes": after_import,
+                "rss_after_training_bytes": _status_bytes("VmRSS"),
+            }
         )
     )
 
@@ -331,7 +340,13 @@ def main(argv=None):
         help="models also timed with XLA (on CPU, XLA compiles the MobileNetV2 and ResNet50 "
         "convolutions into steps about ten times slower than without)",
     )
-    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per model and setting")
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds per model and setting, at least")
+    parser.add_argument(
+        "--setting-seconds",
+        type=float,
+        default=45.0,
+        help=f"more rounds (up to {MAX_ROUNDS}) where they fit in about this many seconds per setting",
+    )
     parser.add_argument(
         "--round-seconds", type=float, default=1.5, help="about how long one round of the dense model trains"
     )
@@ -361,7 +376,7 @@ def main(argv=None):
     if "scl" not in args.variants:
         parser.error("--variants must include scl")
     if args.quick:
-        args.rounds, args.round_seconds, args.no_rss = 2, 0.2, True
+        args.rounds, args.round_seconds, args.setting_seconds, args.no_rss = 2, 0.2, 0.0, True
     args.models = args.models or (["lenet300", "lenet5"] if args.quick else list(MODELS))
     args.xla = args.xla or ("off" if args.quick else "both")
     settings = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
@@ -373,7 +388,11 @@ def main(argv=None):
                 if jit_compile and name not in args.xla_models:
                     continue
                 row = {"model": name, "batch_size": batch_size, "jit_compile": jit_compile}
-                row.update(measure(name, batch_size, jit_compile, args.rounds, args.round_seconds, args.variants))
+                row.update(
+                    measure(
+                        name, batch_size, jit_compile, args.rounds, args.round_seconds, args.variants, args.setting_seconds
+                    )
+                )
                 results.append(row)
                 ratios = ", ".join(f"{key} {r['median_of_paired']:.3f}" for key, r in row["ratio"].items())
                 print(
