@@ -243,6 +243,19 @@ def _assign(variable, value):
     variable.assign(value.astype(variable.dtype))
 
 
+def _over_window(kernel):
+    """A kernel `(*window, in, out)` seen from a constant input: for each
+    `(in, out)` pair, whether any window position holds a live weight, and
+    the weights summed over the window (what a constant input is multiplied by)."""
+    flat = kernel.reshape(-1, *kernel.shape[-2:])
+    return (flat != 0).any(axis=0), flat.sum(axis=0)
+
+
+def _bias(layer, size):
+    """The layer's bias as float64, zeros when it has none."""
+    return _weights(layer.bias) if layer.use_bias else np.zeros(size)
+
+
 def _check_nothing_lost(lost, layer):
     # Guaranteed by the keep rules; a failure here is a bug in shrink.
     if np.any(lost):
@@ -298,10 +311,8 @@ class _Dense:
         self.node = node
         self.layer = node.operation
         self.kernel = _weights(self.layer.kernel)
-        flat = self.kernel.reshape(-1, *self.kernel.shape[-2:])  # (window positions, in, out)
-        self.live, self.summed = (flat != 0).any(axis=0), flat.sum(axis=0)
-        bias = _weights(self.layer.bias) if self.layer.use_bias else None
-        self.bias = np.zeros(self.kernel.shape[-1]) if bias is None else bias
+        self.live, self.summed = _over_window(self.kernel)
+        self.bias = _bias(self.layer, self.kernel.shape[-1])
         self.foldable = foldable
         self.elementwise = self.layer.activation in _ELEMENTWISE_ACTIVATIONS
 
@@ -343,11 +354,9 @@ class _Depthwise:
         self.node = node
         self.layer = node.operation
         self.kernel = _weights(self.layer.kernel)  # (*window, C, M)
-        flat = self.kernel.reshape(-1, *self.kernel.shape[-2:])
-        self.live, self.summed = (flat != 0).any(axis=0), flat.sum(axis=0)  # (C, M)
+        self.live, self.summed = _over_window(self.kernel)  # (C, M)
         self.multiplier = self.kernel.shape[-1]
-        bias = _weights(self.layer.bias) if self.layer.use_bias else None
-        self.bias = np.zeros(self.live.size) if bias is None else bias
+        self.bias = _bias(self.layer, self.live.size)
         self.foldable = foldable
         self.elementwise = self.layer.activation in _ELEMENTWISE_ACTIVATIONS
 
@@ -384,13 +393,11 @@ class _Separable:
         self.node = node
         self.layer = node.operation
         self.depthwise = _weights(self.layer.depthwise_kernel)  # (*window, C, M)
-        flat = self.depthwise.reshape(-1, *self.depthwise.shape[-2:])
-        self.dw_live, self.dw_summed = (flat != 0).any(axis=0), flat.sum(axis=0)
+        self.dw_live, self.dw_summed = _over_window(self.depthwise)
         self.multiplier = self.depthwise.shape[-1]
         self.pointwise = _weights(self.layer.pointwise_kernel)
         self.pw = self.pointwise.reshape(-1, self.pointwise.shape[-1])  # (C * M, F)
-        bias = _weights(self.layer.bias) if self.layer.use_bias else None
-        self.bias = np.zeros(self.pw.shape[1]) if bias is None else bias
+        self.bias = _bias(self.layer, self.pw.shape[1])
         self.foldable = foldable
         self.elementwise = self.layer.activation in _ELEMENTWISE_ACTIVATIONS
 
