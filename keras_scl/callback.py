@@ -136,6 +136,7 @@ class SCLCallback(keras.callbacks.Callback):
         self.batch_update_freq = batch_update_freq
         self._collapsed = set()
         self._batch_sparsity = None
+        self._count_live = None
         self._ticks = {}
 
     def get_config(self):
@@ -161,7 +162,6 @@ class SCLCallback(keras.callbacks.Callback):
                 f"Received: model {self.model.name!r} with none"
             )
         _check_loss_keeps_regularizers(self.model)
-        self._count_live = None  # built at the first batch: subclassed models build late
         self._freeze_epoch = self._resolve_freeze_epoch()
         self._resolve_budget()
         self._ensure_scl_optimizer()
@@ -188,14 +188,18 @@ class SCLCallback(keras.callbacks.Callback):
         self._target_sparsity, self._target_flops = sparsity, flops
 
     def _batch_level_sparsity(self):
-        if self._count_live is None:
-            masks = [m for w in self._wrappers for m in w.masks]
-            self._total = sum(math.prod(m.shape) for m in masks)
-            self._count_live = tf.function(
+        # Built at the first batch (subclassed models build late) and kept
+        # across `fit` calls for the same masks, so it is traced once.
+        masks = [m for w in self._wrappers for m in w.masks]
+        key = tuple(id(m) for m in masks)
+        if self._count_live is None or self._count_live[0] != key:
+            count = tf.function(
                 autograph=False,
                 func=lambda: tf.add_n([tf.reduce_sum(tf.cast(m.value > 0, "int64")) for m in masks])
             )
-        return 1.0 - float(self._count_live()) / self._total
+            self._count_live = (key, sum(math.prod(m.shape) for m in masks), count)
+        _, total, count = self._count_live
+        return 1.0 - float(count()) / total
 
     def _ensure_scl_optimizer(self):
         optimizer = self.model.optimizer

@@ -217,6 +217,18 @@ def test_batch_logs_carry_sparsity_for_the_progress_bar():
     assert seen == pytest.approx(counted)
 
 
+def test_batch_level_count_is_traced_once_across_fits():
+    x, y = _data(128)
+    model = _pruned()
+    _compile(model, keras.optimizers.Adam(1e-2))
+    callback = keras_scl.SCLCallback(freeze_masks_at_epoch=None, batch_update_freq=1)
+    for _ in range(3):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    _, total, count = callback._count_live
+    assert total == 20 * 32 + 32 * 3
+    assert count.experimental_get_tracing_count() == 1
+
+
 def test_rejects_invalid_batch_update_freq():
     with pytest.raises(ValueError, match=r"Received: batch_update_freq=0"):
         keras_scl.SCLCallback(batch_update_freq=0)
