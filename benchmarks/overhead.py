@@ -5,6 +5,7 @@
     python benchmarks/overhead.py --models lenet300 --batch-sizes 32 --xla off --no-rss \
         --variants dense_xla_update scl_forward_only scl_no_regularizer scl scl_graph_update \
         --out-name overhead_components.json       # where keras_scl's time goes
+    python benchmarks/overhead.py --table benchmarks/results/overhead.json   # the docs' table
 
 For each model, batch size and XLA setting (XLA for the LeNets unless
 `--xla-models` says otherwise) it builds the dense model and
@@ -107,6 +108,18 @@ MODELS = {
     ),
 }
 MAX_ROUNDS = 24
+# The targets keras_scl's time per step is held to (keras_scl / dense, the
+# median of the paired ratios), by (model, batch size, XLA); other settings
+# are measured without one.
+TARGETS = {
+    ("lenet300", 32, False): 1.15,
+    ("lenet300", 128, False): 1.10,
+    ("lenet5", 32, False): 1.10,
+    ("mobilenetv2", 32, False): 1.10,
+    ("resnet50", 32, False): 1.10,
+    ("lenet300", 32, True): 1.10,
+    ("lenet300", 128, True): 1.10,
+}
 # Distinct batches in the generated data set, which repeats.
 DATA_BATCHES = 8
 RSS_STEPS = 5
@@ -323,6 +336,53 @@ def measure_rss(name, batch_size):
     return found
 
 
+def check_targets(results):
+    """Adds `target` and `met` to each result row that has a target."""
+    for row in results:
+        target = TARGETS.get((row["model"], row["batch_size"], row["jit_compile"]))
+        row["target"] = target
+        row["met"] = None if target is None else row["ratio"]["scl"]["median_of_paired"] <= target
+    return results
+
+
+def table(path):
+    """The Markdown table of an overhead JSON file."""
+    with open(path) as f:
+        data = json.load(f)
+    lines = [
+        "| model | batch | XLA | dense ms/step | keras_scl ms/step | ratio (median of paired) | ratio of minima | CPU-time ratio | target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in check_targets(data["results"]):
+        ratio = row["ratio"]["scl"]
+        per_step = row["seconds_per_step"]
+        target = "" if row["target"] is None else f"<= {row['target']:.2f}"
+        met = "" if row["met"] is None else ("yes" if row["met"] else "**no**")
+        lines.append(
+            f"| {row['model']} | {row['batch_size']} | {'on' if row['jit_compile'] else 'off'} "
+            f"| {per_step['dense']['median'] * 1e3:.2f} | {per_step['scl']['median'] * 1e3:.2f} "
+            f"| {ratio['median_of_paired']:.3f} | {ratio['of_minima']:.3f} | {ratio['cpu_median_of_paired']:.3f} "
+            f"| {target} | {met} |"
+        )
+    memory = data.get("peak_rss", {}).get("models", {})
+    if memory:
+        lines += [
+            "",
+            "| model | weights MiB | masks MiB | optimizer slots MiB (dense / keras_scl) | peak RSS above import MiB (dense / keras_scl) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, rss in memory.items():
+            row = next(r for r in data["results"] if r["model"] == name)
+            scl, dense = row["variable_bytes"]["scl"], row["variable_bytes"]["dense"]
+            mib = 2**20
+            lines.append(
+                f"| {name} | {scl['weights'] / mib:.1f} | {scl['masks'] / mib:.1f} "
+                f"| {dense['optimizer'] / mib:.1f} / {scl['optimizer'] / mib:.1f} "
+                f"| {rss['dense']['peak_minus_import_bytes'] / mib:.0f} / {rss['scl']['peak_minus_import_bytes'] / mib:.0f} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="defaults to all four")
@@ -367,8 +427,23 @@ def main(argv=None):
         help="smoke run: 2 short rounds, no peak memory; LeNets and no XLA unless --models, --xla say otherwise",
     )
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    parser.add_argument("--table", metavar="JSON", help="print the Markdown table of a results file and exit")
+    parser.add_argument(
+        "--resummarize", metavar="JSON", help="add the targets and whether they are met to a results file and exit"
+    )
     parser.add_argument("--rss-child", nargs=3, metavar=("MODEL", "VARIANT", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
+    if args.resummarize:
+        with open(args.resummarize) as f:
+            data = json.load(f)
+        check_targets(data["results"])
+        data["targets_met"] = all(row["met"] for row in data["results"] if row["met"] is not None)
+        with open(args.resummarize, "w") as f:
+            json.dump(data, f, indent=2)
+        return
     if args.rss_child:
         name, variant, batch = args.rss_child
         rss_child(name, variant, int(batch))
@@ -417,7 +492,8 @@ def main(argv=None):
                 },
                 "load_average_at_end": os.getloadavg(),
                 "seconds": time.perf_counter() - start,
-                "results": results,
+                "results": check_targets(results),
+                "targets_met": all(row["met"] for row in results if row["met"] is not None),
                 "peak_rss": {"batch_size": args.rss_batch, "steps": RSS_STEPS, "jit_compile": False, "models": memory},
             },
             f,
