@@ -3,6 +3,7 @@
     python benchmarks/deployment.py --data-dir ../shared/tfds
     python benchmarks/deployment.py --network lenet5 --epochs lenet5 5 5 --data-dir ../shared/tfds
     python benchmarks/deployment.py --table          # the Markdown table of results/deployment.json
+    python benchmarks/deployment.py --gather-check   # LiteRT time of a shrunk MLP's input gather
 
 For LeNet-300-100 and LeNet-5-Caffe (MNIST, seed `--seed`) it trains, with
 the functions of `run.py` and the recipes it benchmarks (`RECIPE` of each
@@ -258,7 +259,9 @@ def measure_row(model, directory, x, labels, reference, files=tuple(TFLITE)):
 def _prepared(runner, x):
     """A no-argument callable running one batch `x`, set up (untimed)."""
     if isinstance(runner, tuple):
-        path, resolver = runner
+        path, resolver, *columns = runner  # `columns`: the input features the file reads
+        if columns:
+            x = x[:, columns[0]]
         interpreter, i, _ = _interpreter(path, len(x), x.shape[1:], resolver)
         interpreter.set_tensor(i, x)
         return interpreter.invoke
@@ -305,6 +308,46 @@ def time_rows(runners, x, rounds, slot_seconds, log=print):
             "calls": len(ms),
         }
     return out
+
+
+def gather_check(widths, rounds, slot_seconds, directory, log=print):
+    """LiteRT latency of the input gather of a shrunk MLP, with random weights.
+
+    Times, alternating, float32 files of: the dense MLP 784-300-100-10; the
+    MLP with the shrunk `widths` (input features, then units) behind a
+    gather of the features on the last axis (`keras.ops.take(x, i,
+    axis=-1)`, what `shrink` wrote before commit e3d581e); behind the
+    transposed gather `shrink` writes now; and without a gather, fed the
+    kept features (as when they are selected before the model).
+    """
+    rng = np.random.default_rng(0)
+    kept = np.sort(rng.choice(784, widths[0], replace=False))
+
+    def mlp(units, gather):
+        inputs = keras.Input((784,) if gather else (units[0],))
+        x = inputs
+        if gather == "last_axis":
+            x = keras.ops.take(x, kept, axis=-1)
+        elif gather == "transposed":
+            x = keras.ops.transpose(keras.ops.take(keras.ops.transpose(x), kept, axis=0))
+        for i, n in enumerate(units[1:]):
+            x = keras.layers.Dense(n, activation="relu" if i < len(units) - 2 else None)(x)
+        return keras.Model(inputs, x)
+
+    variants = {
+        "dense": (mlp([784, 300, 100, 10], None), None),
+        "shrunk_gather_last_axis": (mlp(widths, "last_axis"), None),
+        "shrunk_gather_transposed": (mlp(widths, "transposed"), None),
+        "shrunk_no_gather": (mlp(widths, None), kept),
+    }
+    runners = {}
+    for name, (model, columns) in variants.items():
+        path = os.path.join(directory, f"{name}.tflite")
+        keras_scl.export_tflite(model, path)
+        runners[name] = {"litert_float32": (path, OpResolverType.AUTO) + (() if columns is None else (columns,))}
+    x = np.random.default_rng(1).random((max(BATCHES), 784), dtype="float32")
+    latency = time_rows(runners, x, rounds, slot_seconds, log)
+    return {"widths": list(widths), "latency": {name: t["litert_float32"] for name, t in latency.items()}}
 
 
 # ----------------------------------------------------------------- targets
@@ -533,11 +576,29 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smoke run: 1+1 epochs on 6000 images, 2 rounds")
     parser.add_argument("--verbose", type=int, default=2)
     parser.add_argument("--table", action="store_true", help="print the Markdown table of <out-dir>/deployment.json")
+    parser.add_argument(
+        "--gather-check",
+        action="store_true",
+        help="only time the input gather of a shrunk LeNet-300-100 in LiteRT (random weights, its widths "
+        "from deployment.json); adds `input_gather_check` to it",
+    )
     args = parser.parse_args(argv)
     path = os.path.join(args.out_dir, "deployment.json")
     if args.table:
         with open(path) as f:
             print(table(json.load(f)))
+        return
+    if args.gather_check:
+        with open(path) as f:
+            result = json.load(f)
+        widths = [w["after"] for w in result["networks"]["lenet300"]["shrink_widths"]]
+        with tempfile.TemporaryDirectory() as tmp:
+            check = gather_check(widths, args.rounds, args.slot_seconds, tmp)
+        header = provenance.header("deployment.py", argv)
+        result["input_gather_check"] = {"command": header["command"], "commit": header["commit"], **check}
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+        print(json.dumps(result["input_gather_check"], indent=1))
         return
     args.epochs = dict(_epochs(e) for e in args.epochs)
     header = provenance.header("deployment.py", argv)
