@@ -503,7 +503,9 @@ def _kb(n):
 
 
 def _tflite_kb(row, name):
-    entry = row["tflite"].get(name, {})
+    entry = row["tflite"].get(name)
+    if entry is None:
+        return "-"  # not written for this network
     return _kb(entry["bytes"]) if "bytes" in entry else "fails"
 
 
