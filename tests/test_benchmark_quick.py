@@ -129,6 +129,35 @@ def test_no_distill_strength_search_steps_towards_the_target():
     assert no_distill_strength.next_strength([{"strength": 1e-5, "compression": 1.0}], 100.0) == pytest.approx(4e-5)
 
 
+def test_results_table_pools_seeds_of_one_recipe():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import results_table
+    import run
+
+    def entry(error, compression):
+        layers = [{"layer": "fc", "weight": "kernel", "sparsity": 1 - 1 / compression}]
+        return {
+            "test_accuracy": 1 - error / 100, "sparsity": 1 - 1 / compression, "compression": compression,
+            "dense_flops": 100.0, "sparse_flops": 100.0 / compression, "seconds_per_epoch": [2.0, 1.0, 1.0], "layers": layers,
+        }
+
+    def result(seeds, recipe):
+        runs = [{"dense": entry(1.5, 1.0), "scl": entry(1.0 + s, 50.0)} for s in seeds]
+        return {"recipe": recipe, "quick": False, "seeds": seeds, "runs": runs}
+
+    recipe = {"mask_epochs": 1}
+    runs = results_table.pool([result([10, 11], recipe), result([0], recipe)])
+    assert [r["seed"] for r in runs] == [0, 10, 11]
+    summary = run.aggregate(runs, 1)
+    assert summary["scl"]["test_error_percent"]["mean"] == pytest.approx((1 + 11 + 12) / 3)
+    table = results_table.rows(summary)
+    assert len(table) == 4 and "| keras_scl (recipe, distils) | 0, 10-11 | 8.00 ± " in table[3]
+    with pytest.raises(ValueError, match="seed 0 twice"):
+        results_table.pool([result([0], recipe), result([0, 1], recipe)])
+    with pytest.raises(ValueError, match="one recipe"):
+        results_table.pool([result([0], recipe), result([1], {"mask_epochs": 2})])
+
+
 @pytest.mark.skipif(
     DATA_DIR is None or not os.path.isdir(os.path.join(DATA_DIR, "mnist")),
     reason="needs MNIST prepared by TFDS in $TFDS_DATA_DIR or ../shared/tfds",
