@@ -48,6 +48,28 @@ def versions():
     return found
 
 
+def cpu():
+    """The processor's model name and its vector extensions that change TensorFlow's kernels.
+
+    The same code and packages round differently on processors with other
+    vector units (oneDNN picks its kernels by them), so a seed's result can
+    differ from one machine to the next; this records which kind ran it.
+    """
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    extensions = sorted(f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"))
+    return {"model": model or platform.processor() or None, "extensions": extensions}
+
+
 def header(script, argv):
     """The fields every results JSON starts with.
 
@@ -60,5 +82,5 @@ def header(script, argv):
         "command": " ".join(["python", f"benchmarks/{script}", *args]),
         "commit": commit(),
         "versions": versions(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu()},
     }
