@@ -145,11 +145,17 @@ def _compile(model, name, jit_compile, optimizer=None):
 
 
 def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regularizer=True):
+    """`regularizer`: `True` (as the library does: its gradient added by the
+    optimizer), `False` (none), or `"autodiff"` (its gradient through
+    autodiff, as before the optimizer added it)."""
     model = keras_scl.prune_scl(dense)
-    for mask in (m for w in find_wrappers(model) for m in w.masks):
-        mask.trainable = masks_trainable
-        if not regularizer:
-            mask.regularizer = None
+    for wrapper in find_wrappers(model):
+        for mask in wrapper.masks:
+            mask.trainable = masks_trainable
+            if not regularizer:
+                mask.regularizer = None
+            elif regularizer == "autodiff":
+                mask.regularizer = keras_scl.LiveConnections(wrapper.strength_variable, ste=wrapper.ste)
     return _compile(model, name, jit_compile, optimizer)
 
 
@@ -178,6 +184,9 @@ VARIANTS = {
     "scl_forward_only": lambda dense, name, jit: _pruned(dense, name, jit, masks_trainable=False),
     # Masks train, without the live-connection regularizer.
     "scl_no_regularizer": lambda dense, name, jit: _pruned(dense, name, jit, regularizer=False),
+    # The regularizer's gradient through autodiff (a broadcast and a sum per
+    # mask), as before `SCLOptimizer` added it in its update.
+    "scl_autodiff_regularizer": lambda dense, name, jit: _pruned(dense, name, jit, regularizer="autodiff"),
 }
 
 

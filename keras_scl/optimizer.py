@@ -8,6 +8,7 @@ from keras_scl import normalization
 from keras_scl.registration import register
 from keras_scl.validation import check_number
 from keras_scl.wrapper import mask_feature_axes
+from keras_scl.wrapper import mask_regularizer
 
 
 @register
@@ -15,8 +16,9 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     """Wraps an optimizer and normalises the gradient of every mask per feature.
 
     For each mask variable created by an `SCLWrapper`, the gradient (task
-    loss and live-connection regularizer together) is divided by its norm
-    over each output feature: one output unit of a Dense layer, one output
+    loss and live-connection regularizer together: the regularizer's part,
+    `strength * proxy(m)`, is added here rather than by autodiff, in the
+    same compiled pass) is divided by its norm over each output feature: one output unit of a Dense layer, one output
     filter of a convolution, one output channel of a depthwise convolution.
     Mask gradients of different features are otherwise very unbalanced.
     Gradients of all other variables pass through untouched. The result goes
@@ -138,7 +140,17 @@ class SCLOptimizer(keras.optimizers.Optimizer):
         if grad is None or axes is None:
             return grad
         message = _non_finite_message(variable)
+        grad = self._regularized(grad, variable)
         return self._normalize(grad, axes, lambda t: tf.debugging.check_numerics(t, message))
+
+    @staticmethod
+    def _regularized(grad, variable):
+        """`grad` plus the gradient of the mask's live-connection regularizer, if it has one."""
+        regularizer = mask_regularizer(variable)
+        if regularizer is None:
+            return grad
+        grad = tf.convert_to_tensor(grad)
+        return grad + tf.cast(regularizer.gradient(variable), grad.dtype)
 
     def _normalize(self, grad, axes, check):
         """`grad` normalised per feature; `check` sees the norms (or, unnormalised, `grad`)."""
@@ -175,6 +187,10 @@ class SCLOptimizer(keras.optimizers.Optimizer):
             trainable_variables if trainable_variables is not None else self._trainable_variables
         )
         grads = list(grads)
+        # A mask the loss does not reach still has its regularizer's gradient.
+        for i, (g, v) in enumerate(zip(grads, variables)):
+            if g is None and mask_regularizer(v) is not None and v.trainable:
+                grads[i] = tf.zeros(v.shape, v.dtype)
         if self.jit_compile and not tf.distribute.has_strategy():
             non_finite = self._compiled_update(variables, trainable_variables is None)(grads)
             # XLA cannot raise: the compiled update skips the step, and
@@ -207,7 +223,7 @@ class SCLOptimizer(keras.optimizers.Optimizer):
                         non_finite[i] = tf.reduce_sum(tf.where(tf.math.is_finite(t), tf.zeros_like(t), t))
                         return t
 
-                    grads[i] = self._normalize(g, axes, check)
+                    grads[i] = self._normalize(self._regularized(g, v), axes, check)
                 trainable = None if own_variables else variables
                 if not non_finite:
                     self._apply_inner(grads, variables, trainable)

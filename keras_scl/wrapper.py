@@ -24,6 +24,15 @@ def mask_feature_axes(variable):
     return getattr(variable, _FEATURE_AXES_ATTR, None)
 
 
+def mask_regularizer(variable):
+    """The regularizer of a mask variable whose gradient the optimizer adds
+    (a `LiveConnections` whose value carries none), or `None`."""
+    regularizer = getattr(variable, "regularizer", None)
+    if mask_feature_axes(variable) is None or not isinstance(regularizer, LiveConnections):
+        return None
+    return None if regularizer.differentiable else regularizer
+
+
 def _check_initial_mask(initial_mask):
     return check_number(
         "initial_mask", initial_mask, minimum=0, strict=True,
@@ -74,7 +83,9 @@ class SCLWrapper(keras.layers.Wrapper):
     keeps its value and comes back if its mask turns positive again. Biases
     are not masked. The backward pass uses a straight-through estimator for
     `dH/dm`, and every mask carries a `LiveConnections(strength)` regularizer,
-    so `model.fit` minimises `loss + strength * live connections`.
+    so `model.fit` minimises `loss + strength * live connections`. The
+    regularizer's gradient is added to the mask gradients by `SCLOptimizer`
+    (which `SCLCallback` puts in place), not by autodiff: train with it.
 
     Args:
         layer: `keras.layers.Layer`. The layer to prune; one of the types
@@ -147,7 +158,9 @@ class SCLWrapper(keras.layers.Wrapper):
             trainable=False,
             autocast=False,
         )
-        regularizer = LiveConnections(self.strength_variable, ste=self.ste)
+        # Its gradient is added by `SCLOptimizer`, in the same pass as the
+        # normalisation, instead of through autodiff.
+        regularizer = LiveConnections(self.strength_variable, ste=self.ste, differentiable=False)
         specs = prunable.prunable_weights(self.layer)
         self._masked_weights = []
         self.masks = []

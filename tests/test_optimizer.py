@@ -38,24 +38,26 @@ def test_sgd_step_moves_masks_by_normalized_gradient_and_weights_by_raw_gradient
     for variable, old, grad in zip(variables, before, grads):
         grad = grad.numpy()
         if variable is wrapper.masks[0]:
-            expected = old - _numpy_normalized(grad, reduce_axes)
+            # The regularizer's value carries no gradient: the optimizer adds
+            # `strength` (the identity estimator's) before normalising.
+            expected = old - _numpy_normalized(grad + 1e-3, reduce_axes)
         else:
             expected = old - grad
         np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6, err_msg=variable.name)
 
 
 def test_norm_none_passes_mask_gradients_through():
-    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3))
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3), strength=0.25)
     wrapper(np.ones((2, 4), "float32"))
     mask = wrapper.masks[0]
     grad = tf.constant(np.arange(12, dtype="float32").reshape(4, 3))
     before = mask.numpy()
     keras_scl.SCLOptimizer(keras.optimizers.SGD(1.0), norm=None).apply_gradients([(grad, mask)])
-    np.testing.assert_allclose(mask.numpy(), before - grad.numpy())
+    np.testing.assert_allclose(mask.numpy(), before - (grad.numpy() + 0.25))
 
 
 def test_masks_are_excluded_from_inner_weight_decay():
-    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3, use_bias=False), initial_mask=1.0)
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3, use_bias=False), initial_mask=1.0, strength=0.0)
     wrapper(np.ones((2, 4), "float32"))
     kernel, mask = wrapper.layer.kernel, wrapper.masks[0]
     kernel_before = kernel.numpy()
@@ -278,3 +280,44 @@ def test_gradient_accumulation_averages_per_micro_batch_normalised_mask_gradient
     optimizer.apply_gradients([(tf.zeros((4, 3)), kernel), (tf.constant(g2), mask)])
     expected = m0 - 0.1 * (_numpy_normalized(g1, (0,)) + _numpy_normalized(g2, (0,))) / 2
     np.testing.assert_allclose(mask.numpy(), expected, rtol=1e-5)
+
+
+def _fit_lenet_like(regularizer_through_autodiff, update_jit_compile):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((20,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(3),
+    ])
+    pruned = keras_scl.prune_scl(model, initial_mask=0.01, strength=1e-4)
+    if regularizer_through_autodiff:
+        for wrapper in keras_scl.wrapper.find_wrappers(pruned):
+            for mask in wrapper.masks:
+                mask.regularizer = keras_scl.LiveConnections(wrapper.strength_variable, ste=wrapper.ste)
+    pruned.compile(
+        optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-3), jit_compile=update_jit_compile),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((256, 20)).astype("float32"), rng.integers(0, 3, 256)
+    history = pruned.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=None)])
+    return pruned.get_weights(), history.history
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_regularizer_gradient_added_by_optimizer_trains_as_autodiff_did(jit_compile):
+    # The reference: the same regularizer with its gradient through autodiff.
+    weights, history = _fit_lenet_like(False, jit_compile)
+    reference, reference_history = _fit_lenet_like(True, jit_compile)
+    assert history["sparsity"][-1] > 0.05  # the regularizer did prune
+    assert history["loss"] == reference_history["loss"]
+    for got, want in zip(weights, reference):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_mask_the_loss_does_not_reach_is_still_pushed_down():
+    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3), strength=0.5, initial_mask=1.0)
+    wrapper(np.ones((2, 4), "float32"))
+    mask = wrapper.masks[0]
+    keras_scl.SCLOptimizer(keras.optimizers.SGD(0.1), norm=None).apply_gradients([(None, mask)])
+    np.testing.assert_allclose(mask.numpy(), 1.0 - 0.1 * 0.5)

@@ -27,11 +27,40 @@ def test_gradient_is_strength_times_proxy(ste, expected):
     np.testing.assert_allclose(tape.gradient(value, m).numpy(), 3.0 * expected(m.numpy()))
 
 
+@pytest.mark.parametrize(
+    "ste, expected",
+    [
+        pytest.param("identity", lambda m: np.ones_like(m), id="identity"),
+        pytest.param(keras_scl.LeakyReLUSTE(0.5), lambda m: np.where(m > 0, 1.0, 0.5), id="leaky_relu"),
+        pytest.param(keras_scl.SoftplusSTE(2.0), lambda m: 1.0 / (1.0 + np.exp(-2.0 * m)), id="softplus"),
+    ],
+)
+def test_non_differentiable_value_gives_its_gradient_apart(ste, expected):
+    m = tf.Variable(np.linspace(-1, 1, 8).astype("float32"))
+    reg = keras_scl.LiveConnections(3.0, ste=ste, differentiable=False)
+    with tf.GradientTape() as tape:
+        value = reg(m)
+    assert float(value) == pytest.approx(3.0 * np.count_nonzero(m.numpy() > 0))
+    assert tape.gradient(value, m) is None
+    gradient = np.broadcast_to(reg.gradient(m).numpy(), m.shape)
+    np.testing.assert_allclose(gradient, 3.0 * expected(m.numpy()), rtol=1e-6)
+    # The same gradient as the differentiable regularizer's.
+    with tf.GradientTape() as tape:
+        value = keras_scl.LiveConnections(3.0, ste=ste)(m)
+    np.testing.assert_allclose(gradient, tape.gradient(value, m).numpy(), rtol=1e-6)
+
+
+def test_differentiable_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"Expected `differentiable` to be a bool\. Received: differentiable=0"):
+        keras_scl.LiveConnections(1.0, differentiable=0)
+
+
 def test_config_round_trip():
-    reg = keras_scl.LiveConnections(0.125, ste=keras_scl.SoftplusSTE(2.0))
+    reg = keras_scl.LiveConnections(0.125, ste=keras_scl.SoftplusSTE(2.0), differentiable=False)
     restored = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
     assert isinstance(restored, keras_scl.LiveConnections)
     assert restored.get_config() == reg.get_config()
+    assert restored.differentiable is False
     assert restored.ste == keras_scl.SoftplusSTE(2.0)
 
 
