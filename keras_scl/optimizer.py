@@ -18,8 +18,9 @@ class SCLOptimizer(keras.optimizers.Optimizer):
     For each mask variable created by an `SCLWrapper`, the gradient (task
     loss and live-connection regularizer together: the regularizer's part,
     `strength * proxy(m)`, is added here rather than by autodiff, in the
-    same compiled pass) is divided by its norm over each output feature: one output unit of a Dense layer, one output
-    filter of a convolution, one output channel of a depthwise convolution.
+    same compiled pass) is divided by its norm over each output feature:
+    one output unit of a Dense layer, one output filter of a convolution,
+    one output channel of a depthwise convolution.
     Mask gradients of different features are otherwise very unbalanced.
     Gradients of all other variables pass through untouched. The result goes
     to `inner_optimizer`, which holds all optimizer state; mask variables are

@@ -73,15 +73,12 @@ class LiveConnections(keras.regularizers.Regularizer):
     def gradient(self, mask):
         """`d(strength * live) / dm` through the estimator, in float32.
 
-        A scalar for the identity estimator (its proxy is 1 everywhere),
-        which broadcasts against the mask without a pass over it (`mask`,
-        a tensor or variable, is then not read).
+        The estimator's own backward pass with `strength` as the upstream
+        gradient: a scalar for the identity estimator, which broadcasts
+        against the mask without a pass over it (`mask`, a float32 tensor
+        or variable, is then not read).
         """
-        strength = tf.cast(tf.convert_to_tensor(self.strength), "float32")
-        if isinstance(self.ste, step.IdentitySTE):
-            return strength
-        mask = tf.cast(tf.convert_to_tensor(mask), "float32")
-        return strength * tf.cast(self.ste.proxy(mask), "float32")
+        return self.ste.backward(tf.cast(tf.convert_to_tensor(self.strength), "float32"), mask)
 
     def get_config(self):
         strength = self.strength
