@@ -73,7 +73,8 @@ def run_variant(options, recipe, train, test, seed):
     x, y = train
     ste = options.get("ste", "identity")
     pruned = keras_scl.prune_scl(
-        mnist_lenet300.build_model(), ste=ste, strength=recipe.strength, initial_mask=recipe.initial_mask
+        mnist_lenet300.build_model(), ste=ste, strength=recipe.strength, initial_mask=recipe.initial_mask,
+        update_pruned_weights=recipe.update_pruned_weights,
     )
     steps = -(-len(x) // recipe.batch_size)
     mask_optimizer = None

@@ -68,6 +68,9 @@ class Recipe:
     `keras_scl.DistillationLoss(distill_temperature, distill_weight)` on the
     dense network's logits, computed once before pruning
     (`keras_scl.teacher_targets`; see docs/distillation.md).
+    `update_pruned_weights` goes to `prune_scl`: the recipes keep pruned
+    weights at their values, as the library did when their results were
+    measured (the library's default now updates them, docs/design.md).
     """
 
     mask_epochs: int = 15
@@ -80,6 +83,7 @@ class Recipe:
     jit_compile: bool = False
     distill_temperature: float = 0.0
     distill_weight: float = 0.7
+    update_pruned_weights: bool = False
 
     def __post_init__(self):
         if self.distill_temperature < 0:
@@ -153,6 +157,7 @@ def train_scl(model, train, recipe, verbose=1, extra_callbacks=(), callback_opti
         metrics = [keras_scl.LabelAccuracy(name="accuracy")]
     prune_options.setdefault("strength", recipe.strength)
     prune_options.setdefault("initial_mask", recipe.initial_mask)
+    prune_options.setdefault("update_pruned_weights", recipe.update_pruned_weights)
     pruned = keras_scl.prune_scl(model, **prune_options)
     pruned.compile(
         optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(recipe.schedule(_steps(x, recipe)))),

@@ -98,7 +98,7 @@ def prune_scl(to_prune, exclude=None, target_sparsity=None, target_flops=None, *
         target_flops: number or `None`. The same with a budget of FLOPs per
             example (see `sparsity_report`). Defaults to `None`.
         **wrapper_options: Passed to every `SCLWrapper`: `ste`, `strength`,
-            `initial_mask`.
+            `initial_mask`, `update_pruned_weights`.
 
     Returns:
         An `SCLWrapper` for a layer, or a new, uncompiled model of the same

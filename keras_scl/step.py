@@ -26,6 +26,32 @@ def _check_positive_finite(name, value):
     )
 
 
+def masked_weight(w, m, ste, update_pruned=True):
+    """`w * H(m)`, with `ste`'s proxy for `dH/dm` in the mask's gradient.
+
+    The mask's gradient is `ste.backward(w * g, m)` for an upstream gradient
+    `g`. The weight's is `g * H(m)` with `update_pruned=False`: a pruned
+    weight gets none and keeps its value. With `update_pruned=True` it is `g`
+    itself: a pruned weight goes on learning as if it were live (as Dynamic
+    Network Surgery updates pruned weights), so the gradient of its mask,
+    `w * g`, follows the weight's sign, and a connection whose weight had to
+    change sign is not lost for good. That variant also saves the backward
+    pass's product with `H(m)`.
+    """
+    if not update_pruned:
+        return w * tf.cast(ste(m), w.dtype)
+
+    @tf.custom_gradient
+    def masked(w, m):
+        def grad(upstream):
+            upstream = tf.convert_to_tensor(upstream)
+            return upstream, ste.backward(tf.cast(upstream * w, m.dtype), m)
+
+        return w * tf.cast(heaviside(m), w.dtype), grad
+
+    return masked(w, m)
+
+
 class StraightThroughEstimator:
     """Base class: the unit step forward, `proxy(m)` as `dH/dm` backward.
 

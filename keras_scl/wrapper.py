@@ -3,7 +3,6 @@
 import contextlib
 
 import keras
-from keras import ops
 
 from keras_scl import prunable
 from keras_scl import step
@@ -97,6 +96,15 @@ class SCLWrapper(keras.layers.Wrapper):
             Defaults to `1e-5`.
         initial_mask: float. Initial value of every mask variable, > 0.
             Defaults to `0.05`.
+        update_pruned_weights: bool. Whether a pruned weight (mask off) goes
+            on receiving the gradient of the loss as if it were live, as in
+            Dynamic Network Surgery. Its mask's gradient, `w * dL/d(w H(m))`,
+            then follows the weight: a connection pruned while its weight
+            was on its way to the other sign comes back once the weight has
+            crossed, instead of being pushed further down for good. With
+            `False` a pruned weight keeps the value it had when its mask
+            went off. Predictions are the same either way. Defaults to
+            `True`.
         **kwargs: Base layer keyword arguments, such as `name`.
 
     Example:
@@ -113,6 +121,7 @@ class SCLWrapper(keras.layers.Wrapper):
         ste="identity",
         strength=DEFAULT_STRENGTH,
         initial_mask=DEFAULT_INITIAL_MASK,
+        update_pruned_weights=True,
         **kwargs,
     ):
         if not isinstance(layer, keras.layers.Layer):
@@ -138,6 +147,12 @@ class SCLWrapper(keras.layers.Wrapper):
         self.ste = step.get(ste)
         self.strength = check_strength(strength)
         self.initial_mask = _check_initial_mask(initial_mask)
+        if not isinstance(update_pruned_weights, bool):
+            raise TypeError(
+                "Expected `update_pruned_weights` to be a bool. "
+                f"Received: update_pruned_weights={update_pruned_weights!r}"
+            )
+        self.update_pruned_weights = update_pruned_weights
         self.masks = []
 
     def build(self, input_shape=None):
@@ -187,7 +202,7 @@ class SCLWrapper(keras.layers.Wrapper):
     def effective_weights(self):
         """The tensors `w * H(m)` the wrapped layer computes with."""
         return [
-            ops.multiply(w.value, ops.cast(self.ste(m.value), w.dtype))
+            step.masked_weight(w.value, m.value, self.ste, update_pruned=self.update_pruned_weights)
             for w, m in self.masked_weights
         ]
 
@@ -206,6 +221,7 @@ class SCLWrapper(keras.layers.Wrapper):
                 "ste": step.serialize(self.ste),
                 "strength": self.strength,
                 "initial_mask": self.initial_mask,
+                "update_pruned_weights": self.update_pruned_weights,
             }
         )
         config.pop("autocast", None)

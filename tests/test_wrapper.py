@@ -67,13 +67,15 @@ def test_strip_gives_identical_outputs(case):
 def test_config_round_trip(case):
     _, factory, shape, integer = case
     wrapper = keras_scl.SCLWrapper(
-        factory(), ste=keras_scl.LeakyReLUSTE(0.3), strength=2e-4, initial_mask=0.7, name="pruned"
+        factory(), ste=keras_scl.LeakyReLUSTE(0.3), strength=2e-4, initial_mask=0.7,
+        update_pruned_weights=False, name="pruned",
     )
     config = wrapper.get_config()
     restored = keras_scl.SCLWrapper.from_config(json.loads(json.dumps(config)))
     assert restored.get_config() == config
     assert restored.ste == keras_scl.LeakyReLUSTE(0.3)
     assert (restored.strength, restored.initial_mask, restored.name) == (2e-4, 0.7, "pruned")
+    assert restored.update_pruned_weights is False
     restored(make_input(shape, integer))
     np.testing.assert_array_equal(restored.masks[0].numpy(), np.float32(0.7))
 
@@ -116,6 +118,68 @@ def test_mask_gradient_is_weight_times_effective_weight_gradient():
     effective = kernel.numpy() * (mask.numpy() > 0)
     grad_effective = x.T @ (2 * (x @ effective))
     np.testing.assert_allclose(grad_mask.numpy(), grad_effective * kernel.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
+def test_weight_gradient_reaches_pruned_weights_only_when_asked(update_pruned):
+    wrapper = keras_scl.SCLWrapper(
+        keras.layers.Dense(3, use_bias=False), strength=0.0, update_pruned_weights=update_pruned
+    )
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    wrapper(x)
+    randomize_masks(wrapper)
+    kernel, mask = wrapper.masked_weights[0]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(wrapper(x) ** 2)
+    grad_kernel, grad_mask = tape.gradient(loss, [kernel.value, mask.value])
+    live = mask.numpy() > 0
+    grad_effective = x.T @ (2 * (x @ (kernel.numpy() * live)))
+    expected = grad_effective if update_pruned else grad_effective * live
+    np.testing.assert_allclose(grad_kernel.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The mask's gradient is the same either way.
+    np.testing.assert_allclose(grad_mask.numpy(), grad_effective * kernel.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_pruned_embedding_rows_get_their_gradient():
+    # An embedding's gradient arrives as IndexedSlices.
+    wrapper = keras_scl.SCLWrapper(keras.layers.Embedding(6, 2), strength=0.0)
+    ids = np.array([[0, 2, 2]])
+    wrapper(ids)
+    wrapper.masks[0].assign(-np.ones((6, 2), "float32"))
+    table, _ = wrapper.masked_weights[0]
+    target = np.ones((1, 3, 2), "float32")
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum((wrapper(ids) - target) ** 2)
+    grad = tf.convert_to_tensor(tape.gradient(loss, table.value)).numpy()
+    expected = np.zeros((6, 2), "float32")
+    expected[0], expected[2] = -2.0, -4.0  # output 0 (pruned), target 1, row 2 used twice
+    np.testing.assert_allclose(grad, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
+def test_connection_pruned_on_its_way_to_the_other_sign_comes_back_only_when_updated(update_pruned):
+    # One weight, 0.5, that has to become -1. Its mask (0.05) goes off first,
+    # while the weight is still positive. Updated, the pruned weight crosses
+    # zero, its mask's gradient w * g changes sign and the connection comes
+    # back; kept, the weight stays positive and the mask falls for good.
+    keras.utils.set_random_seed(0)
+    wrapper = keras_scl.SCLWrapper(
+        keras.layers.Dense(1, use_bias=False, kernel_initializer=keras.initializers.Constant(0.5)),
+        strength=0.0,
+        update_pruned_weights=update_pruned,
+    )
+    model = keras.Sequential([keras.Input((1,)), wrapper])
+    model.compile(optimizer=keras_scl.SCLOptimizer(keras.optimizers.SGD(0.01)), loss="mse")
+    x, y = np.ones((1, 1), "float32"), -np.ones((1, 1), "float32")
+    history = model.fit(x, y, epochs=300, verbose=0)
+    assert history.history["loss"][10] == 1.0  # the connection is off in both cases
+    kernel, mask = wrapper.masked_weights[0]
+    if update_pruned:
+        assert mask.numpy().item() > 0 and kernel.numpy().item() < 0
+        np.testing.assert_allclose(model.predict(x, verbose=0), y, atol=0.05)
+    else:
+        assert mask.numpy().item() < 0 and kernel.numpy().item() > 0
+        np.testing.assert_array_equal(model.predict(x, verbose=0), 0.0)
 
 
 def test_pruned_weight_revives_when_its_mask_turns_positive():
@@ -164,6 +228,11 @@ def test_rejects_non_positive_initial_mask(initial_mask):
 def test_rejects_negative_strength():
     with pytest.raises(ValueError, match=r"Received: strength=-1"):
         keras_scl.SCLWrapper(keras.layers.Dense(2), strength=-1)
+
+
+def test_rejects_non_bool_update_pruned_weights():
+    with pytest.raises(TypeError, match=r"Expected `update_pruned_weights` to be a bool\. Received: update_pruned_weights=1"):
+        keras_scl.SCLWrapper(keras.layers.Dense(2), update_pruned_weights=1)
 
 
 def test_rejects_non_positive_proxy():
