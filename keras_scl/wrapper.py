@@ -79,12 +79,13 @@ class SCLWrapper(keras.layers.Wrapper):
     same shape, named `<weight>_mask` and initialised to `initial_mask > 0`,
     so training starts from the dense layer. The wrapped layer computes with
     `w * H(m)`, `H` the unit step, without overwriting `w`: a pruned weight
-    keeps its value and comes back if its mask turns positive again. Biases
-    are not masked. The backward pass uses a straight-through estimator for
-    `dH/dm`, and every mask carries a `LiveConnections(strength)` regularizer,
-    so `model.fit` minimises `loss + strength * live connections`. The
-    regularizer's gradient is added to the mask gradients by `SCLOptimizer`
-    (which `SCLCallback` puts in place), not by autodiff: train with it.
+    stays in `w` (and by default goes on learning) and comes back if its
+    mask turns positive again. Biases are not masked. The backward pass
+    uses a straight-through estimator for `dH/dm`, and every mask carries a
+    `LiveConnections(strength)` regularizer, so `model.fit` minimises
+    `loss + strength * live connections`. The regularizer's gradient is
+    added to the mask gradients by `SCLOptimizer` (which `SCLCallback` puts
+    in place), not by autodiff: train with it.
 
     Args:
         layer: `keras.layers.Layer`. The layer to prune; one of the types

@@ -7,7 +7,8 @@
 Trains the dense network of `--seed` for `mask + finetune` epochs (the
 recipe's optimizer, schedule and batch), then keras_scl's recipe (with its
 distillation) from that trained network at each strength, and writes test
-error and compression per strength. Exploration only: it picks a record
+error and compression per strength (and per `--update-pruned-weights`
+setting). Exploration only: it picks a record
 recipe on a seed outside the eight the benchmark reports (0-2, 10-14).
 """
 
@@ -35,6 +36,10 @@ def main(argv=None):
     parser.add_argument("--mask-epochs", type=int, required=True)
     parser.add_argument("--finetune-epochs", type=int, required=True)
     parser.add_argument("--strengths", type=float, nargs="+", required=True)
+    parser.add_argument(
+        "--update-pruned-weights", choices=["false", "true", "both"], default="false",
+        help="SCLWrapper's update_pruned_weights for keras_scl (the benchmark recipes pin false); both: each strength twice",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -49,12 +54,15 @@ def main(argv=None):
     dense, _, _ = mnist_common.train_dense(module.build_model(), train, recipe, verbose=0)
     result["dense_test_error_percent"] = 100 * (1 - mnist_common.test_accuracy(dense, test))
     print(f"dense {result['dense_test_error_percent']:.2f} % ({time.perf_counter() - started:.0f} s)", flush=True)
-    for strength in args.strengths:
+    settings = {"false": [False], "true": [True], "both": [False, True]}[args.update_pruned_weights]
+    for strength, update_pruned in [(s, u) for s in args.strengths for u in settings]:
         keras.utils.set_random_seed(args.seed)
         started = time.perf_counter()
-        entry = run.run_scl(dense, module, train, test, dataclasses.replace(recipe, strength=strength), verbose=0)
+        trial_recipe = dataclasses.replace(recipe, strength=strength, update_pruned_weights=update_pruned)
+        entry = run.run_scl(dense, module, train, test, trial_recipe, verbose=0)
         trial = dict(
             strength=strength,
+            update_pruned_weights=update_pruned,
             test_error_percent=100 * (1 - entry["test_accuracy"]),
             compression=entry["compression"],
             layers={row["layer"]: 1 - row["live"] / row["total"] for row in entry["layers"]},
