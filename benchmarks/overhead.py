@@ -144,11 +144,12 @@ def _compile(model, name, jit_compile, optimizer=None):
     return model
 
 
-def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regularizer=True):
+def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regularizer=True, update_pruned=True):
     """`regularizer`: `True` (as the library does: its gradient added by the
     optimizer), `False` (none), or `"autodiff"` (its gradient through
-    autodiff, as before the optimizer added it)."""
-    model = keras_scl.prune_scl(dense)
+    autodiff, as before the optimizer added it). `update_pruned`: the
+    wrappers' `update_pruned_weights`."""
+    model = keras_scl.prune_scl(dense, update_pruned_weights=update_pruned)
     for wrapper in find_wrappers(model):
         for mask in wrapper.masks:
             mask.trainable = masks_trainable
@@ -187,6 +188,9 @@ VARIANTS = {
     # The regularizer's gradient through autodiff (a broadcast and a sum per
     # mask), as before `SCLOptimizer` added it in its update.
     "scl_autodiff_regularizer": lambda dense, name, jit: _pruned(dense, name, jit, regularizer="autodiff"),
+    # Pruned weights keep their values (the weight's gradient times H(m)),
+    # as before `update_pruned_weights=True` became the default.
+    "scl_keep_pruned": lambda dense, name, jit: _pruned(dense, name, jit, update_pruned=False),
 }
 
 
