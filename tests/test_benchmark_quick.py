@@ -64,6 +64,22 @@ def test_quick_benchmark_writes_results(tmp_path):
     assert run.load_previous(str(tmp_path / "lenet300.json"), True, result["recipe"])["runs"] == result["runs"]
 
 
+def test_results_from_before_update_pruned_weights_merge_as_kept(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import dataclasses
+
+    import run
+
+    recipe = dataclasses.asdict(run.NETWORKS["lenet300"][0].RECIPE)
+    assert recipe["update_pruned_weights"] is False
+    older = {k: v for k, v in recipe.items() if k != "update_pruned_weights"}
+    path = tmp_path / "lenet300.json"
+    path.write_text(json.dumps({"quick": False, "recipe": older, "runs": []}))
+    assert run.load_previous(str(path), False, recipe)["runs"] == []
+    with pytest.raises(SystemExit, match="another recipe"):
+        run.load_previous(str(path), False, dict(recipe, update_pruned_weights=True))
+
+
 def test_merge_replaces_runs_of_the_same_seed_and_keeps_the_others():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     import run
