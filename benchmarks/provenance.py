@@ -84,3 +84,13 @@ def header(script, argv):
         "versions": versions(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": cpu()},
     }
+
+
+# Recipe fields added after results were committed, with the value those
+# results were run with.
+LATER_RECIPE_FIELDS = {"update_pruned_weights": False}
+
+
+def recipe_of(result):
+    """The recipe a results dict was run with, fields added since it was written included."""
+    return {**LATER_RECIPE_FIELDS, **result["recipe"]}

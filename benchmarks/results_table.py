@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import baselines  # noqa: E402
+import provenance  # noqa: E402
 
 COLUMNS = ("method", "seeds", "test error %", "sparsity %", "compression", "FLOPs reduction", "time vs dense")
 
@@ -35,13 +36,13 @@ def pool(results):
     """The runs of several results dicts of one recipe, sorted by seed."""
     if not results:
         raise ValueError("Expected at least one results file. Received: none")
-    recipe = results[0]["recipe"]
+    recipe = provenance.recipe_of(results[0])
     runs = {}
     for result in results:
-        if result["recipe"] != recipe or result.get("quick") != results[0].get("quick"):
+        if provenance.recipe_of(result) != recipe or result.get("quick") != results[0].get("quick"):
             raise ValueError(
                 f"Expected results of one recipe ({recipe}, quick={results[0].get('quick')}). "
-                f"Received: a file with recipe {result['recipe']}, quick={result.get('quick')}"
+                f"Received: a file with recipe {provenance.recipe_of(result)}, quick={result.get('quick')}"
             )
         for seed, run in zip(result["seeds"], result["runs"]):
             if seed in runs:

@@ -276,9 +276,7 @@ def load_previous(path, quick, recipe):
         return None
     with open(path) as f:
         previous = json.load(f)
-    # Files from before the recipe named `update_pruned_weights` were run
-    # with pruned weights kept, which is `False`.
-    previous["recipe"] = {"update_pruned_weights": False, **previous["recipe"]}
+    previous["recipe"] = provenance.recipe_of(previous)
     if previous.get("quick") != quick or previous["recipe"] != recipe:
         raise SystemExit(
             f"{path} holds runs of another recipe (quick={previous.get('quick')}, recipe={previous['recipe']}); "

@@ -172,6 +172,11 @@ def test_results_table_pools_seeds_of_one_recipe():
         results_table.pool([result([0], recipe), result([0, 1], recipe)])
     with pytest.raises(ValueError, match="one recipe"):
         results_table.pool([result([0], recipe), result([1], {"mask_epochs": 2})])
+    # A file from before the recipe named `update_pruned_weights` was run with False.
+    kept = {"mask_epochs": 1, "update_pruned_weights": False}
+    assert len(results_table.pool([result([0], recipe), result([1], kept)])) == 2
+    with pytest.raises(ValueError, match="one recipe"):
+        results_table.pool([result([0], recipe), result([1], dict(kept, update_pruned_weights=True))])
 
 
 @pytest.mark.skipif(
