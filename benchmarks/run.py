@@ -326,6 +326,12 @@ def main(argv=None):
         action="store_true",
         help="prune freshly initialised networks (RECIPE_FROM_SCRATCH); results go to <network>_from_scratch.json",
     )
+    parser.add_argument(
+        "--update-pruned-weights",
+        action="store_true",
+        help="keras_scl's recipe with update_pruned_weights=True (the library default; the recipes pin False); "
+        "a recipe of its own, so results go to another --out-dir",
+    )
     parser.add_argument("--replace", action="store_true", help="start a new results file instead of merging into it")
     parser.add_argument("--verbose", type=int, default=2)
     parser.add_argument("--resummarize", action="store_true", help="recompute the summaries of existing JSON results from their runs")
@@ -356,6 +362,8 @@ def main(argv=None):
         module, flat = NETWORKS[network]
         base = module.RECIPE_FROM_SCRATCH if args.from_scratch else module.RECIPE
         recipe = dataclasses.replace(base, **limits.get("recipe", {}))
+        if args.update_pruned_weights:
+            recipe = dataclasses.replace(recipe, update_pruned_weights=True)
         path = os.path.join(args.out_dir, f"{network}{suffix}.json")
         previous = None if args.replace else load_previous(path, args.quick, dataclasses.asdict(recipe))
         data = mnist_common.load_mnist(
