@@ -44,8 +44,11 @@ def masked_weight(w, m, ste, update_pruned=True):
     @tf.custom_gradient
     def masked(w, m):
         def grad(upstream):
-            upstream = tf.convert_to_tensor(upstream)
-            return upstream, ste.backward(tf.cast(upstream * w, m.dtype), m)
+            # The weight's gradient is passed on as it comes: an embedding's
+            # stays sparse (`IndexedSlices`), and the optimizer updates the
+            # table as it would the unwrapped layer's.
+            dense = tf.convert_to_tensor(upstream)
+            return upstream, ste.backward(tf.cast(dense * w, m.dtype), m)
 
         return w * tf.cast(heaviside(m), w.dtype), grad
 

@@ -156,6 +156,33 @@ def test_pruned_embedding_rows_get_their_gradient():
     np.testing.assert_allclose(grad, expected, rtol=1e-6)
 
 
+def test_wrapped_embedding_trains_like_the_unwrapped_one():
+    # With every mask on and no regularizer, the table must follow the plain
+    # layer's training: its gradient stays sparse (repeated rows summed by
+    # the optimizer as Keras does for an unwrapped Embedding), not densified.
+    keras.utils.set_random_seed(0)
+    plain = keras.Sequential([
+        keras.Input((6,), dtype="int32"),
+        keras.layers.Embedding(8, 4),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(3),
+    ])
+    pruned = keras_scl.prune_scl(plain, strength=0.0)
+    twin = keras.models.clone_model(plain)
+    twin.set_weights(plain.get_weights())
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 3, (64, 6)), rng.integers(0, 3, 64)  # rows repeat within every batch
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    twin.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    pruned.compile(optimizer=keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-3)), loss=loss)
+    twin.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    pruned.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    wrapper = pruned.layers[0]
+    table, mask = wrapper.masked_weights[0]
+    assert np.all(mask.numpy() > 0)
+    np.testing.assert_allclose(table.numpy(), twin.layers[0].embeddings.numpy(), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
 def test_connection_pruned_on_its_way_to_the_other_sign_comes_back_only_when_updated(update_pruned):
     # One weight, 0.5, that has to become -1. Its mask (0.05) goes off first,
