@@ -105,21 +105,6 @@ def test_regularizer_is_in_layer_losses_and_counts_live_connections():
     assert float(wrapper.losses[0]) == pytest.approx(0.5 * live)
 
 
-def test_mask_gradient_is_weight_times_effective_weight_gradient():
-    # Identity STE: dL/dm = dL/d(w H(m)) * w, for live and pruned connections alike.
-    wrapper = keras_scl.SCLWrapper(keras.layers.Dense(3, use_bias=False), strength=0.0)
-    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
-    wrapper(x)
-    randomize_masks(wrapper)
-    kernel, mask = wrapper.masked_weights[0]
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(wrapper(x) ** 2)
-    grad_mask = tape.gradient(loss, mask.value)
-    effective = kernel.numpy() * (mask.numpy() > 0)
-    grad_effective = x.T @ (2 * (x @ effective))
-    np.testing.assert_allclose(grad_mask.numpy(), grad_effective * kernel.numpy(), rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
 def test_weight_gradient_reaches_pruned_weights_only_when_asked(update_pruned):
     wrapper = keras_scl.SCLWrapper(
@@ -136,7 +121,8 @@ def test_weight_gradient_reaches_pruned_weights_only_when_asked(update_pruned):
     grad_effective = x.T @ (2 * (x @ (kernel.numpy() * live)))
     expected = grad_effective if update_pruned else grad_effective * live
     np.testing.assert_allclose(grad_kernel.numpy(), expected, rtol=1e-5, atol=1e-6)
-    # The mask's gradient is the same either way.
+    # The mask's gradient, dL/dm = dL/d(w H(m)) * w (identity STE), is the
+    # same either way, for live and pruned connections alike.
     np.testing.assert_allclose(grad_mask.numpy(), grad_effective * kernel.numpy(), rtol=1e-5, atol=1e-6)
 
 
