@@ -16,7 +16,7 @@ optimizer before the normalisation: the push scales with the task's own
 gradient, so a loss multiplied by ten prunes the same way, and a plateau
 prunes slowly. `S_REL = abs<S>` keeps today's constant push `S` through
 the same code path (a control). CASE is a `benchmarks/defaults.py` case
-name (`sequence-10`, `noisy-shifted-mnist-5`, `lenet300-10-scratch`,
+name (`sequence-10`, `first-marker-10`, `noisy-shifted-mnist-5`, `lenet300-10-scratch`,
 `cnn-5-scratch`, ...); the dense network trains in the same process, as
 there. Prints one line: test errors, sparsity, and the mean global rms of
 the mask task gradients over the mask phase. A record for
@@ -73,8 +73,11 @@ def patch_optimizer(s_rel, absolute):
 def data_and_model(case, data_dir):
     parts = case.split("-")
     if parts[0] == "sequence":
-        train, test = D.first_marker_task()
+        train, test = D.majority_marker_task()
         return train, test, lambda: D.sequence_model(32, 4), int(parts[1]), "scratch"
+    if parts[0] == "first":
+        train, test = D.first_marker_task()
+        return train, test, lambda: D.sequence_model(32, 4), int(parts[2]), "scratch"
     if parts[0] == "noisy":
         (x, y), (xt, yt) = mnist_common.load_mnist(data_dir)
         rng = np.random.default_rng(0)
@@ -95,22 +98,16 @@ def main():
     parser.add_argument("s_rel")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument(
-        "--dwg", action="store_true",
-        help="pruned weights keep their gradient (as defaults_sequence.py's `dwg`)",
+        "--keep-pruned", action="store_true",
+        help="update_pruned_weights=False (the library default before 4525a03; the `--dwg` "
+        "flag of earlier commits patched in what is now the default)",
     )
+    parser.add_argument("--mask-fraction", type=float, default=None, help="AUTO_MASK_FRACTION (default: the library's)")
     args = parser.parse_args()
-    if args.dwg:
-        from keras import ops
+    if args.mask_fraction is not None:
+        from keras_scl import callback
 
-        def effective_weights(self):
-            out = []
-            for w, m in self.masked_weights:
-                v = w.value
-                h = ops.cast(self.ste(m.value), v.dtype)
-                out.append(tf.stop_gradient(v) * h + (v - tf.stop_gradient(v)))
-            return out
-
-        keras_scl.wrapper.SCLWrapper.effective_weights = effective_weights
+        callback.AUTO_MASK_FRACTION = args.mask_fraction
     absolute = args.s_rel.startswith("abs")
     s_rel = float(args.s_rel[3:] if absolute else args.s_rel)
     patch_optimizer(s_rel, absolute)
@@ -122,7 +119,7 @@ def main():
     dense = D._copy(model)
     D._fit(dense, train, epochs)
     keras.utils.set_random_seed(0)
-    pruned = keras_scl.prune_scl(model, strength=0.0)
+    pruned = keras_scl.prune_scl(model, strength=0.0, update_pruned_weights=not args.keep_pruned)
     D._fit(pruned, train, epochs, [keras_scl.SCLCallback()])
     final = keras_scl.strip_scl(pruned)
     rows = keras_scl.sparsity_report(final)
@@ -130,7 +127,7 @@ def main():
     opt = pruned.optimizer
     mean_rms = float(opt._rms_sum.numpy() / max(opt._rms_steps.numpy(), 1.0))
     print(
-        f"RESULT {args.case} s={args.s_rel}{' dwg' if args.dwg else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
+        f"RESULT {args.case} s={args.s_rel}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
         f"({scl_error - dense_error:+.2f}) at {keras_scl.global_sparsity(rows):.2%} sparse; "
         f"layers {[round(r.sparsity, 3) for r in rows]}; mean rms {mean_rms:.3g}",
         flush=True,
