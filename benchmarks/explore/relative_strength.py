@@ -102,6 +102,7 @@ def main():
         help="update_pruned_weights=False (the library default before 4525a03; the `--dwg` "
         "flag of earlier commits patched in what is now the default)",
     )
+    parser.add_argument("--seed", type=int, default=0, help="seed of both networks' initial weights and shuffling")
     parser.add_argument("--mask-fraction", type=float, default=None, help="AUTO_MASK_FRACTION (default: the library's)")
     args = parser.parse_args()
     if args.mask_fraction is not None:
@@ -112,13 +113,13 @@ def main():
     s_rel = float(args.s_rel[3:] if absolute else args.s_rel)
     patch_optimizer(s_rel, absolute)
     train, test, build, epochs, start = data_and_model(args.case, args.data_dir)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     model = build()
     if start == "trained":
         D._fit(model, train, epochs)
     dense = D._copy(model)
     D._fit(dense, train, epochs)
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     pruned = keras_scl.prune_scl(model, strength=0.0, update_pruned_weights=not args.keep_pruned)
     D._fit(pruned, train, epochs, [keras_scl.SCLCallback()])
     final = keras_scl.strip_scl(pruned)
@@ -127,7 +128,7 @@ def main():
     opt = pruned.optimizer
     mean_rms = float(opt._rms_sum.numpy() / max(opt._rms_steps.numpy(), 1.0))
     print(
-        f"RESULT {args.case} s={args.s_rel}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
+        f"RESULT {args.case} s={args.s_rel}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}{f' seed {args.seed}' if args.seed else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
         f"({scl_error - dense_error:+.2f}) at {keras_scl.global_sparsity(rows):.2%} sparse; "
         f"layers {[round(r.sparsity, 3) for r in rows]}; mean rms {mean_rms:.3g}",
         flush=True,
