@@ -112,7 +112,7 @@ def first_marker_task(n_train=8000, n_test=2000, length=24, vocabulary=32, marke
 
 
 def majority_marker_task(n_train=8000, n_test=2000, length=24, vocabulary=32, markers=4, seed=0):
-    """Sequences of random tokens holding 4 to 10 marker tokens `1..markers`;
+    """Sequences of random tokens holding 4 to 13 marker tokens `1..markers`;
     the label is the marker that occurs most often (always strictly).
 
     The LSTM has to count each marker over the whole sequence. Chosen as the
