@@ -16,9 +16,10 @@ from keras_scl.wrapper import find_wrappers
 
 AUTO = "auto"
 # With `freeze_masks_at_epoch="auto"`, the share of `fit`'s epochs in which
-# the masks learn; the rest fine-tunes the weights on the frozen connectivity.
-# Half, as chosen by measurement (docs/design.md, "The default schedule").
-AUTO_MASK_FRACTION = 0.5
+# the masks learn (rounded up, leaving at least one epoch); the rest
+# fine-tunes the weights on the frozen connectivity. Three quarters, as
+# chosen by measurement (docs/design.md, "The default schedule").
+AUTO_MASK_FRACTION = 0.75
 
 
 def _check_loss_keeps_regularizers(model):
@@ -64,11 +65,12 @@ class SCLCallback(keras.callbacks.Callback):
     Args:
         freeze_masks_at_epoch: `"auto"`, int or `None`. From this (0-based)
             epoch on, masks are frozen and only weights train: the
-            fine-tune phase. `"auto"` freezes them after the first half of
-            the epochs `fit` is given (rounded up: 3 of 5, 10 of 20), so
-            every run ends with a fine-tune of the connectivity it learned;
-            a `fit` of a single epoch has no room for one, and its masks
-            train throughout. `None`: masks train throughout. Defaults to
+            fine-tune phase. `"auto"` freezes them after the first three
+            quarters of the epochs `fit` is given (rounded up, leaving at
+            least one: 1 of 2, 4 of 5, 8 of 10, 15 of 20), so every run
+            ends with a fine-tune of the connectivity it learned; a `fit` of
+            a single epoch has no room for one, and its masks train
+            throughout. `None`: masks train throughout. Defaults to
             `"auto"`.
         log_layer_sparsity: bool. Whether to log per-layer sparsity at the end
             of each epoch. Defaults to `True`.
@@ -92,7 +94,7 @@ class SCLCallback(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback()])  # masks freeze at epoch 10
+    >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback()])  # masks freeze at epoch 15
     >>> model.fit(x, y, epochs=20, callbacks=[keras_scl.SCLCallback(freeze_masks_at_epoch=15)])
     """
 
@@ -171,7 +173,9 @@ class SCLCallback(keras.callbacks.Callback):
         if self.freeze_masks_at_epoch is None or isinstance(self.freeze_masks_at_epoch, int):
             return self.freeze_masks_at_epoch
         epochs = (self.params or {}).get("epochs") or 0
-        return math.ceil(epochs * AUTO_MASK_FRACTION) if epochs >= 2 else None
+        if epochs < 2:
+            return None
+        return min(math.ceil(epochs * AUTO_MASK_FRACTION), epochs - 1)
 
     def _resolve_budget(self):
         """The callback's budget, else the one given to `prune_scl`."""

@@ -101,9 +101,9 @@ def test_freeze_masks_at_epoch_stops_mask_updates():
 
 
 @pytest.mark.parametrize(
-    "epochs, mask_epochs", [(1, 1), (2, 1), (4, 2), (5, 3)], ids=["one", "two", "four", "five"]
+    "epochs, mask_epochs", [(1, 1), (2, 1), (3, 2), (4, 3), (5, 4)], ids=["one", "two", "three", "four", "five"]
 )
-def test_default_schedule_freezes_masks_after_half_the_epochs(epochs, mask_epochs):
+def test_default_schedule_freezes_masks_after_three_quarters_of_the_epochs(epochs, mask_epochs):
     x, y = _data()
     model = _pruned()
     _compile(model, keras_scl.SCLOptimizer(keras.optimizers.Adam(1e-2)))
