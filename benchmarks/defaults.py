@@ -30,9 +30,10 @@ Cases (`--cases` picks by name prefix):
   and covered in Gaussian noise (standard deviation 0.3), test images
   treated alike.
 
-Target (issue 17): every case (but `first-marker-<E>`) at least 80 % sparse and at most 1.0 point of
-test accuracy below dense, at most 0.5 with 20 epochs. Results are merged
-into `defaults.json` case by case, so cases can run in separate invocations.
+Target (issue 17): every case but `first-marker-<E>` at least 80 % sparse
+and at most 1.0 point of test accuracy below dense, at most 0.5 with 20
+epochs. Results are merged into `defaults.json` case by case, so cases can
+run in separate invocations.
 """
 
 import argparse
