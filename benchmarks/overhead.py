@@ -160,6 +160,25 @@ def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regu
     return _compile(model, name, jit_compile, optimizer)
 
 
+class _RecountingLiveConnections(keras_scl.LiveConnections):
+    """Counts live connections itself, as before it took the forward pass's count."""
+
+    def __call__(self, mask):
+        mask = tf.cast(tf.convert_to_tensor(mask), "float32")
+        live = tf.reduce_sum(tf.cast(tf.stop_gradient(mask) > 0, "float32"))
+        return tf.cast(tf.convert_to_tensor(self.strength), live.dtype) * live
+
+
+def _recounting(dense, name, jit_compile):
+    model = keras_scl.prune_scl(dense)
+    for wrapper in find_wrappers(model):
+        for mask in wrapper.masks:
+            mask.regularizer = _RecountingLiveConnections(
+                wrapper.strength_variable, ste=wrapper.ste, differentiable=False
+            )
+    return _compile(model, name, jit_compile)
+
+
 def _dense_copy(dense, name, jit_compile, optimizer):
     model = keras.models.clone_model(dense)
     model.set_weights(dense.get_weights())
@@ -191,6 +210,9 @@ VARIANTS = {
     # Pruned weights keep their values (the weight's gradient times H(m)),
     # as before `update_pruned_weights=True` became the default.
     "scl_keep_pruned": lambda dense, name, jit: _pruned(dense, name, jit, update_pruned=False),
+    # The regularizer computes H(m) and counts for itself, as before it took
+    # the count of the forward pass in the same step.
+    "scl_recount": _recounting,
 }
 
 

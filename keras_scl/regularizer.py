@@ -1,5 +1,7 @@
 """The live-connection regularizer: `strength * sum(H(m))`."""
 
+import weakref
+
 import keras
 import tensorflow as tf
 
@@ -8,8 +10,33 @@ from keras_scl.registration import register
 from keras_scl.validation import check_number
 
 
+# Set on a mask variable by the forward pass that used it: a weak reference
+# to the number of live connections it counted, in the graph being traced.
+_LIVE_COUNT_ATTR = "_scl_live_count"
+
+
 def check_strength(strength):
     return check_number("strength", strength, minimum=0, strict=False)
+
+
+def note_live_count(mask, count):
+    """Records `count`, the live connections of the mask variable `mask` that
+    a forward pass being traced has counted from its `H(m)`, for the
+    regularizer of the same trace to use instead of counting again."""
+    if not tf.executing_eagerly():
+        setattr(mask, _LIVE_COUNT_ATTR, weakref.ref(count))
+
+
+def _noted_live_count(mask):
+    """The count `note_live_count` recorded for `mask` in the graph being
+    traced, or `None` (in eager mode, for a tensor, or for another graph)."""
+    ref = getattr(mask, _LIVE_COUNT_ATTR, None)
+    if ref is None or tf.executing_eagerly():
+        return None
+    count = ref()
+    if count is None or count.graph is not tf.compat.v1.get_default_graph():
+        return None
+    return count
 
 
 @register
@@ -33,8 +60,10 @@ class LiveConnections(keras.regularizers.Regularizer):
             autodiff and `gradient(m)` gives that gradient instead:
             `SCLWrapper` does this, and `SCLOptimizer` adds the gradient
             to the mask's inside its update, which saves two passes over
-            every mask per step (a broadcast and a sum). Defaults to
-            `True`.
+            every mask per step (a broadcast and a sum). Inside a traced
+            step such a value is the count the wrapper's forward pass made
+            from the same `H(m)`, which saves two more (the step and its
+            cast); elsewhere it counts for itself. Defaults to `True`.
 
     Example:
 
@@ -63,10 +92,14 @@ class LiveConnections(keras.regularizers.Regularizer):
         self.differentiable = differentiable
 
     def __call__(self, mask):
-        mask = tf.cast(tf.convert_to_tensor(mask), "float32")
-        if self.differentiable:
-            live = tf.reduce_sum(self.ste(mask))
+        live = None if self.differentiable else _noted_live_count(mask)
+        if live is not None:
+            # The forward pass of this trace has counted them already.
+            live = tf.cast(live, "float32")
+        elif self.differentiable:
+            live = tf.reduce_sum(self.ste(tf.cast(tf.convert_to_tensor(mask), "float32")))
         else:
+            mask = tf.cast(tf.convert_to_tensor(mask), "float32")
             live = tf.reduce_sum(step.heaviside(tf.stop_gradient(mask)))
         return tf.cast(tf.convert_to_tensor(self.strength), live.dtype) * live
 

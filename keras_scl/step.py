@@ -38,8 +38,17 @@ def masked_weight(w, m, ste, update_pruned=True):
     change sign is not lost for good. That variant also saves the backward
     pass's product with `H(m)`.
     """
+    return masked_weight_and_live(w, m, ste, update_pruned)[0]
+
+
+def masked_weight_and_live(w, m, ste, update_pruned=True):
+    """`masked_weight(w, m, ste, update_pruned)` and the number of live
+    connections, `sum(H(m))` in `m`'s dtype (no gradient), counted from the
+    same `H(m)` the product uses."""
     if not update_pruned:
-        return w * tf.cast(ste(m), w.dtype)
+        on = ste(m)
+        return w * tf.cast(on, w.dtype), tf.reduce_sum(tf.stop_gradient(on))
+    on = heaviside(m)
 
     @tf.custom_gradient
     def masked(w, m):
@@ -50,9 +59,9 @@ def masked_weight(w, m, ste, update_pruned=True):
             dense = tf.convert_to_tensor(upstream)
             return upstream, ste.backward(tf.cast(dense * w, m.dtype), m)
 
-        return w * tf.cast(heaviside(m), w.dtype), grad
+        return w * tf.cast(on, w.dtype), grad
 
-    return masked(w, m)
+    return masked(w, m), tf.reduce_sum(on)
 
 
 class StraightThroughEstimator:

@@ -8,6 +8,7 @@ from keras_scl import prunable
 from keras_scl import step
 from keras_scl.regularizer import LiveConnections
 from keras_scl.regularizer import check_strength
+from keras_scl.regularizer import note_live_count
 from keras_scl.registration import register
 from keras_scl.validation import check_number
 
@@ -202,10 +203,16 @@ class SCLWrapper(keras.layers.Wrapper):
 
     def effective_weights(self):
         """The tensors `w * H(m)` the wrapped layer computes with."""
-        return [
-            step.masked_weight(w.value, m.value, self.ste, update_pruned=self.update_pruned_weights)
-            for w, m in self.masked_weights
-        ]
+        effective = []
+        for w, m in self.masked_weights:
+            product, live = step.masked_weight_and_live(
+                w.value, m.value, self.ste, update_pruned=self.update_pruned_weights
+            )
+            # The mask's regularizer, called later in the same trace, takes
+            # this count instead of computing `H(m)` a second time.
+            note_live_count(m, live)
+            effective.append(product)
+        return effective
 
     def call(self, inputs, *args, **kwargs):
         mapping = list(zip(self._masked_weights, self.effective_weights()))

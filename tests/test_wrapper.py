@@ -105,6 +105,42 @@ def test_regularizer_is_in_layer_losses_and_counts_live_connections():
     assert float(wrapper.losses[0]) == pytest.approx(0.5 * live)
 
 
+
+def _op_count(function, op_type):
+    graph = function.get_concrete_function().graph
+    return sum(op.type == op_type for op in graph.get_operations())
+
+
+@pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
+def test_traced_step_counts_live_connections_once_from_the_forward_pass(update_pruned):
+    layer = keras.layers.Conv2D(3, 3)
+    wrapper = keras_scl.SCLWrapper(layer, strength=0.25, update_pruned_weights=update_pruned)
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 2)).astype("float32")
+    wrapper(x)
+    randomize_masks(wrapper)
+    expected = 0.25 * sum(np.count_nonzero(m.numpy() > 0) for m in wrapper.masks)
+
+    @tf.function
+    def step():
+        y = wrapper(x, training=True)
+        return tf.reduce_sum(y), tf.add_n(wrapper.losses)
+
+    _, regularization = step()
+    assert float(regularization) == pytest.approx(expected)
+    # One `H(m)` per mask, shared by the product and the regularizer.
+    assert _op_count(step, "Greater") == len(wrapper.masks)
+
+    @tf.function
+    def losses_alone():
+        return tf.add_n(wrapper.losses)
+
+    # Without a forward pass in its trace, the regularizer counts for itself,
+    # and it sees masks changed since the forward pass traced above.
+    wrapper.masks[0].assign(-tf.abs(wrapper.masks[0]))
+    assert float(losses_alone()) == pytest.approx(0.0)
+    assert float(step()[1]) == pytest.approx(0.0)
+    assert float(wrapper.losses[0]) == pytest.approx(0.0)
+
 @pytest.mark.parametrize("update_pruned", [True, False], ids=["update_pruned", "keep_pruned"])
 def test_weight_gradient_reaches_pruned_weights_only_when_asked(update_pruned):
     wrapper = keras_scl.SCLWrapper(
