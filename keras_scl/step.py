@@ -38,17 +38,24 @@ def masked_weight(w, m, ste, update_pruned=True):
     change sign is not lost for good. That variant also saves the backward
     pass's product with `H(m)`.
     """
-    return masked_weight_and_live(w, m, ste, update_pruned)[0]
+    m = tf.convert_to_tensor(m)
+    on = ste(m) if not update_pruned else heaviside(m)
+    return _product(w, m, on, ste, update_pruned)
 
 
 def masked_weight_and_live(w, m, ste, update_pruned=True):
     """`masked_weight(w, m, ste, update_pruned)` and the number of live
     connections, `sum(H(m))` in `m`'s dtype (no gradient), counted from the
     same `H(m)` the product uses."""
+    m = tf.convert_to_tensor(m)
+    on = ste(m) if not update_pruned else heaviside(m)
+    return _product(w, m, on, ste, update_pruned), tf.reduce_sum(tf.stop_gradient(on))
+
+
+def _product(w, m, on, ste, update_pruned):
+    """`w * on`, `on` being `H(m)` (with `ste`'s gradient unless `update_pruned`)."""
     if not update_pruned:
-        on = ste(m)
-        return w * tf.cast(on, w.dtype), tf.reduce_sum(tf.stop_gradient(on))
-    on = heaviside(m)
+        return w * tf.cast(on, w.dtype)
 
     @tf.custom_gradient
     def masked(w, m):
@@ -61,7 +68,7 @@ def masked_weight_and_live(w, m, ste, update_pruned=True):
 
         return w * tf.cast(on, w.dtype), grad
 
-    return masked(w, m), tf.reduce_sum(on)
+    return masked(w, m)
 
 
 class StraightThroughEstimator:
