@@ -144,11 +144,20 @@ def _compile(model, name, jit_compile, optimizer=None):
     return model
 
 
+class _RecountingLiveConnections(keras_scl.LiveConnections):
+    """Counts live connections itself, as before it took the forward pass's count."""
+
+    def __call__(self, mask):
+        live = tf.reduce_sum(keras_scl.step.heaviside(tf.stop_gradient(tf.cast(mask, "float32"))))
+        return tf.cast(tf.convert_to_tensor(self.strength), live.dtype) * live
+
+
 def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regularizer=True, update_pruned=True):
     """`regularizer`: `True` (as the library does: its gradient added by the
-    optimizer), `False` (none), or `"autodiff"` (its gradient through
-    autodiff, as before the optimizer added it). `update_pruned`: the
-    wrappers' `update_pruned_weights`."""
+    optimizer), `False` (none), `"autodiff"` (its gradient through
+    autodiff, as before the optimizer added it), or `"recount"` (its value
+    counted again rather than taken from the forward pass). `update_pruned`:
+    the wrappers' `update_pruned_weights`."""
     model = keras_scl.prune_scl(dense, update_pruned_weights=update_pruned)
     for wrapper in find_wrappers(model):
         for mask in wrapper.masks:
@@ -157,26 +166,11 @@ def _pruned(dense, name, jit_compile, optimizer=None, masks_trainable=True, regu
                 mask.regularizer = None
             elif regularizer == "autodiff":
                 mask.regularizer = keras_scl.LiveConnections(wrapper.strength_variable, ste=wrapper.ste)
+            elif regularizer == "recount":
+                mask.regularizer = _RecountingLiveConnections(
+                    wrapper.strength_variable, ste=wrapper.ste, differentiable=False
+                )
     return _compile(model, name, jit_compile, optimizer)
-
-
-class _RecountingLiveConnections(keras_scl.LiveConnections):
-    """Counts live connections itself, as before it took the forward pass's count."""
-
-    def __call__(self, mask):
-        mask = tf.cast(tf.convert_to_tensor(mask), "float32")
-        live = tf.reduce_sum(tf.cast(tf.stop_gradient(mask) > 0, "float32"))
-        return tf.cast(tf.convert_to_tensor(self.strength), live.dtype) * live
-
-
-def _recounting(dense, name, jit_compile):
-    model = keras_scl.prune_scl(dense)
-    for wrapper in find_wrappers(model):
-        for mask in wrapper.masks:
-            mask.regularizer = _RecountingLiveConnections(
-                wrapper.strength_variable, ste=wrapper.ste, differentiable=False
-            )
-    return _compile(model, name, jit_compile)
 
 
 def _dense_copy(dense, name, jit_compile, optimizer):
@@ -212,7 +206,7 @@ VARIANTS = {
     "scl_keep_pruned": lambda dense, name, jit: _pruned(dense, name, jit, update_pruned=False),
     # The regularizer computes H(m) and counts for itself, as before it took
     # the count of the forward pass in the same step.
-    "scl_recount": _recounting,
+    "scl_recount": lambda dense, name, jit: _pruned(dense, name, jit, regularizer="recount"),
 }
 
 

@@ -26,8 +26,10 @@ def _check_positive_finite(name, value):
     )
 
 
-def masked_weight(w, m, ste, update_pruned=True):
-    """`w * H(m)`, with `ste`'s proxy for `dH/dm` in the mask's gradient.
+def masked_weight_and_live(w, m, ste, update_pruned=True):
+    """`w * H(m)`, with `ste`'s proxy for `dH/dm` in the mask's gradient,
+    and the number of live connections, `sum(H(m))` in `m`'s dtype (no
+    gradient), counted from the same `H(m)`.
 
     The mask's gradient is `ste.backward(w * g, m)` for an upstream gradient
     `g`. The weight's is `g * H(m)` with `update_pruned=False`: a pruned
@@ -39,23 +41,10 @@ def masked_weight(w, m, ste, update_pruned=True):
     pass's product with `H(m)`.
     """
     m = tf.convert_to_tensor(m)
-    on = ste(m) if not update_pruned else heaviside(m)
-    return _product(w, m, on, ste, update_pruned)
-
-
-def masked_weight_and_live(w, m, ste, update_pruned=True):
-    """`masked_weight(w, m, ste, update_pruned)` and the number of live
-    connections, `sum(H(m))` in `m`'s dtype (no gradient), counted from the
-    same `H(m)` the product uses."""
-    m = tf.convert_to_tensor(m)
-    on = ste(m) if not update_pruned else heaviside(m)
-    return _product(w, m, on, ste, update_pruned), tf.reduce_sum(tf.stop_gradient(on))
-
-
-def _product(w, m, on, ste, update_pruned):
-    """`w * on`, `on` being `H(m)` (with `ste`'s gradient unless `update_pruned`)."""
     if not update_pruned:
-        return w * tf.cast(on, w.dtype)
+        on = ste(m)
+        return w * tf.cast(on, w.dtype), tf.reduce_sum(tf.stop_gradient(on))
+    on = heaviside(m)
 
     @tf.custom_gradient
     def masked(w, m):
@@ -68,7 +57,7 @@ def _product(w, m, on, ste, update_pruned):
 
         return w * tf.cast(on, w.dtype), grad
 
-    return masked(w, m)
+    return masked(w, m), tf.reduce_sum(on)
 
 
 class StraightThroughEstimator:
