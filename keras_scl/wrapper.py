@@ -94,7 +94,10 @@ class SCLWrapper(keras.layers.Wrapper):
         ste: Straight-through estimator: `"identity"`, `"leaky_relu"`,
             `"softplus"`, a `StraightThroughEstimator` or a callable proxy.
             Defaults to `"identity"`.
-        strength: float. Regularization factor per live connection, >= 0.
+        strength: float. Regularization factor per live connection, >= 0,
+            in the units of the loss: the default suits a mean-reduced loss
+            such as Keras' cross-entropies; for a loss `C` times larger
+            (`reduction="sum"`, `loss_weights`), multiply it by `C`.
             Defaults to `1e-5`.
         initial_mask: float. Initial value of every mask variable, > 0.
             Defaults to `0.05`.
