@@ -11,7 +11,8 @@ network and the phase of training: in a plateau, where the task says
 little, it prunes at full speed.
 
 This probe replaces it (wrappers at strength 0) by `S_REL` times the root
-mean square of all mask task gradients of the step, added in the
+mean square of all mask task gradients of the step (`--statistic
+mean_abs`: their mean absolute value), added in the
 optimizer before the normalisation: the push scales with the task's own
 gradient, so a loss multiplied by ten prunes the same way, and a plateau
 prunes slowly. `S_REL = abs<S>` keeps today's constant push `S` through
@@ -46,7 +47,7 @@ from keras_scl.wrapper import mask_feature_axes  # noqa: E402
 RMS_LOG = []
 
 
-def patch_optimizer(s_rel, absolute):
+def patch_optimizer(s_rel, absolute, statistic="rms"):
     original = SCLOptimizer.apply
 
     def apply(self, grads, trainable_variables=None):
@@ -54,9 +55,12 @@ def patch_optimizer(s_rel, absolute):
         grads = list(grads)
         masks = [i for i, (g, v) in enumerate(zip(grads, variables)) if g is not None and mask_feature_axes(v) is not None]
         if masks:
-            square_sum = tf.add_n([tf.reduce_sum(tf.square(grads[i])) for i in masks])
             count = float(sum(int(np.prod(grads[i].shape)) for i in masks))
-            rms = tf.sqrt(square_sum / count)
+            if statistic == "mean_abs":
+                rms = tf.add_n([tf.reduce_sum(tf.abs(grads[i])) for i in masks]) / count
+            else:
+                square_sum = tf.add_n([tf.reduce_sum(tf.square(grads[i])) for i in masks])
+                rms = tf.sqrt(square_sum / count)
             if not hasattr(self, "_rms_sum"):
                 self._rms_sum = tf.Variable(0.0, trainable=False)
                 self._rms_steps = tf.Variable(0.0, trainable=False)
@@ -102,6 +106,11 @@ def main():
         help="update_pruned_weights=False (the library default before 4525a03; the `--dwg` "
         "flag of earlier commits patched in what is now the default)",
     )
+    parser.add_argument(
+        "--statistic", choices=("rms", "mean_abs"), default="rms",
+        help="the size of the mask task gradients the push is relative to: their root mean "
+        "square, or their mean absolute value (less swayed by the few largest)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of both networks' initial weights and shuffling")
     parser.add_argument("--mask-fraction", type=float, default=None, help="AUTO_MASK_FRACTION (default: the library's)")
     args = parser.parse_args()
@@ -111,7 +120,7 @@ def main():
         callback.AUTO_MASK_FRACTION = args.mask_fraction
     absolute = args.s_rel.startswith("abs")
     s_rel = float(args.s_rel[3:] if absolute else args.s_rel)
-    patch_optimizer(s_rel, absolute)
+    patch_optimizer(s_rel, absolute, args.statistic)
     train, test, build, epochs, start = data_and_model(args.case, args.data_dir)
     keras.utils.set_random_seed(args.seed)
     model = build()
@@ -128,9 +137,9 @@ def main():
     opt = pruned.optimizer
     mean_rms = float(opt._rms_sum.numpy() / max(opt._rms_steps.numpy(), 1.0))
     print(
-        f"RESULT {args.case} s={args.s_rel}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}{f' seed {args.seed}' if args.seed else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
+        f"RESULT {args.case} s={args.s_rel}{' of the mean |g|' if args.statistic == 'mean_abs' else ''}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}{f' seed {args.seed}' if args.seed else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
         f"({scl_error - dense_error:+.2f}) at {keras_scl.global_sparsity(rows):.2%} sparse; "
-        f"layers {[round(r.sparsity, 3) for r in rows]}; mean rms {mean_rms:.3g}",
+        f"layers {[round(r.sparsity, 3) for r in rows]}; mean {args.statistic} {mean_rms:.3g}",
         flush=True,
     )
 
