@@ -19,8 +19,8 @@ prunes slowly. `S_REL = abs<S>` keeps today's constant push `S` through
 the same code path (a control). CASE is a `benchmarks/defaults.py` case
 name (`sequence-10`, `first-marker-10`, `noisy-shifted-mnist-5`, `lenet300-10-scratch`,
 `cnn-5-scratch`, ...); the dense network trains in the same process, as
-there. Prints one line: test errors, sparsity, and the mean global rms of
-the mask task gradients over the mask phase. A record for
+there. Prints one line: test errors, sparsity, and the mean over the
+mask phase of the mask task gradients' global size (`--statistic`). A record for
 docs/experiment-log.md, not a benchmark.
 """
 
@@ -44,9 +44,6 @@ import mnist_lenet300  # noqa: E402
 from keras_scl.optimizer import SCLOptimizer  # noqa: E402
 from keras_scl.wrapper import mask_feature_axes  # noqa: E402
 
-RMS_LOG = []
-
-
 def patch_optimizer(s_rel, absolute, statistic="rms"):
     original = SCLOptimizer.apply
 
@@ -57,16 +54,16 @@ def patch_optimizer(s_rel, absolute, statistic="rms"):
         if masks:
             count = float(sum(int(np.prod(grads[i].shape)) for i in masks))
             if statistic == "mean_abs":
-                rms = tf.add_n([tf.reduce_sum(tf.abs(grads[i])) for i in masks]) / count
+                size = tf.add_n([tf.reduce_sum(tf.abs(grads[i])) for i in masks]) / count
             else:
                 square_sum = tf.add_n([tf.reduce_sum(tf.square(grads[i])) for i in masks])
-                rms = tf.sqrt(square_sum / count)
-            if not hasattr(self, "_rms_sum"):
-                self._rms_sum = tf.Variable(0.0, trainable=False)
-                self._rms_steps = tf.Variable(0.0, trainable=False)
-            self._rms_sum.assign_add(rms)
-            self._rms_steps.assign_add(1.0)
-            push = tf.constant(s_rel) if absolute else s_rel * rms
+                size = tf.sqrt(square_sum / count)
+            if not hasattr(self, "_size_sum"):
+                self._size_sum = tf.Variable(0.0, trainable=False)
+                self._size_steps = tf.Variable(0.0, trainable=False)
+            self._size_sum.assign_add(size)
+            self._size_steps.assign_add(1.0)
+            push = tf.constant(s_rel) if absolute else s_rel * size
             for i in masks:
                 grads[i] = grads[i] + tf.cast(push, grads[i].dtype)
         return original(self, grads, trainable_variables)
@@ -135,11 +132,11 @@ def main():
     rows = keras_scl.sparsity_report(final)
     dense_error, scl_error = D._error(dense, test), D._error(final, test)
     opt = pruned.optimizer
-    mean_rms = float(opt._rms_sum.numpy() / max(opt._rms_steps.numpy(), 1.0))
+    mean_size = float(opt._size_sum.numpy() / max(opt._size_steps.numpy(), 1.0))
     print(
         f"RESULT {args.case} s={args.s_rel}{' of the mean |g|' if args.statistic == 'mean_abs' else ''}{' keep-pruned' if args.keep_pruned else ''}{f' fraction {args.mask_fraction}' if args.mask_fraction else ''}{f' seed {args.seed}' if args.seed else ''}: dense {dense_error:.2f} %, keras_scl {scl_error:.2f} % "
         f"({scl_error - dense_error:+.2f}) at {keras_scl.global_sparsity(rows):.2%} sparse; "
-        f"layers {[round(r.sparsity, 3) for r in rows]}; mean {args.statistic} {mean_rms:.3g}",
+        f"layers {[round(r.sparsity, 3) for r in rows]}; mean {args.statistic} {mean_size:.3g}",
         flush=True,
     )
 
